@@ -1,0 +1,27 @@
+"""The Faust application and the one CLI entry point (``clvstream ...``).
+
+``clvstream worker`` runs a worker; custom commands (demo, generate, ...) are
+registered with ``@app.command`` in ``commands.py``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .settings import Settings
+from .topology import build_topology, create_app
+
+settings = Settings.from_env()
+Path(settings.data_dir).parent.mkdir(parents=True, exist_ok=True)  # Faust needs the parent to exist
+app = create_app(settings)
+topology = build_topology(app, settings)
+
+from . import commands  # noqa: E402,F401  (registers @app.command functions)
+
+
+def main() -> None:
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

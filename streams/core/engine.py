@@ -1,0 +1,91 @@
+"""Event -> state -> CLV -> segment: the whole pipeline as one pure function.
+
+The Faust shell calls ``process`` for each input record and ``review`` when the
+stream's event time passes a customer's review time; both return the segment
+change to publish, if any. Nothing here reads the clock or talks to Kafka, so a
+replay of the same log gives the same states and the same changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Optional, Tuple
+
+from .clv import ClvFigures, FormulaConfig, formula_clv
+from .events import DAY_MS, Event
+from .segments import MatrixPolicy, assess, next_review_ms
+from .state import APPLIED, CustomerState, apply
+from .validation import format_time_ms
+
+# A model scorer adds predicted/potential CLV to the formula figures (BG/NBD + Gamma-Gamma).
+Scorer = Callable[[CustomerState, ClvFigures, int], ClvFigures]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    lateness_ms: int = 7 * DAY_MS
+    formula: FormulaConfig = FormulaConfig()
+    policy: MatrixPolicy = MatrixPolicy()
+
+    def __post_init__(self):
+        if not 0 <= self.lateness_ms < 365 * DAY_MS:
+            raise ValueError("allowed lateness must be between 0 and 365 days (the rolling window)")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # applied | duplicate | late | redelivered
+    change: Optional[dict] = None  # a segment_change event (schemas/v1/segment_change.schema.json)
+    review_at_ms: Optional[int] = None  # when to look at this customer again if nothing happens
+
+
+def score(state: CustomerState, cfg: EngineConfig, as_of_ms: int, scorer: Optional[Scorer] = None) -> ClvFigures:
+    clv = formula_clv(state, cfg.formula, as_of_ms)
+    return scorer(state, clv, as_of_ms) if scorer is not None else clv
+
+
+def process(state: CustomerState, event: Event, cfg: EngineConfig,
+            position: Optional[Tuple[str, int]] = None, scorer: Optional[Scorer] = None,
+            replay: bool = False) -> Outcome:
+    """Apply one event to ``state`` (in place) and assess the customer's segment."""
+    status = apply(state, event, cfg.lateness_ms, position)
+    if status != APPLIED:
+        return Outcome(status)
+    cause = {"event_id": event.event_id, "type": event.type}
+    return Outcome(status, *_reassess(state, cfg, state.watermark_ms, cause, scorer, replay))
+
+
+def review(state: CustomerState, cfg: EngineConfig, as_of_ms: int, scorer: Optional[Scorer] = None,
+           replay: bool = False) -> Outcome:
+    """Re-assess a silent customer at event time ``as_of_ms`` (drift toward low loyalty / churn)."""
+    if state.watermark_ms is not None and as_of_ms < state.watermark_ms:
+        as_of_ms = state.watermark_ms
+    cause = {"event_id": f"review:{state.customer_id}:{as_of_ms}", "type": "review"}
+    return Outcome("reviewed", *_reassess(state, cfg, as_of_ms, cause, scorer, replay))
+
+
+def _reassess(state: CustomerState, cfg: EngineConfig, as_of_ms: int, cause: dict,
+              scorer: Optional[Scorer], replay: bool):
+    clv = score(state, cfg, as_of_ms, scorer)
+    verdict = assess(state, clv, cfg.policy, as_of_ms)
+    change = None
+    if verdict.segment != state.segment:
+        previous = state.segment
+        state.segment, state.segment_since_ms = verdict.segment, as_of_ms
+        state.sequence += 1
+        policy = cfg.policy
+        change = {
+            "type": "segment_change", "schema_version": 1,
+            "event_id": f"{state.customer_id}:{state.sequence}",
+            "customer_id": state.customer_id, "sequence": state.sequence,
+            "previous_segment": previous, "segment": verdict.segment,
+            "service_level": policy.service_levels[verdict.segment],
+            "policy": policy.name, "policy_version": policy.version,
+            "reason": verdict.reason, "criteria": verdict.criteria,
+            "clv": clv.to_dict(cfg.formula.currency),
+            "event_time": format_time_ms(as_of_ms), "cause": cause, "replay": replay,
+        }
+    return change, next_review_ms(state, cfg.policy)
+
+
+def replace_policy(cfg: EngineConfig, **changes) -> EngineConfig:
+    return replace(cfg, policy=replace(cfg.policy, **changes))

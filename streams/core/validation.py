@@ -1,0 +1,132 @@
+"""Edge validation: raw bytes in, a typed event or a reasoned rejection out.
+
+Every way an input can be wrong maps to one dead-letter reason (the enum in
+``schemas/v1/dead_letter.schema.json``), so rejections can be counted by reason
+and redriven after a fix. Nothing here raises for bad input.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional, Union
+
+from jsonschema import Draft202012Validator
+
+from .events import DAY_MS, CustomerProfile, Event, Interaction, Order, Refund
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+INPUT_TYPES = ("order", "refund", "interaction", "customer")
+SUPPORTED_VERSIONS = (1,)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str  # one of the dead_letter schema's reasons
+    error: str
+
+
+@dataclass(frozen=True)
+class EdgeRules:
+    """Bounds that the schema cannot express or that are deployment choices."""
+
+    accepted_currencies: frozenset = frozenset({"EUR"})
+    max_payload_bytes: int = 64 * 1024
+    # Event time must lie in [earliest, record time + max_future_skew]; the record
+    # (broker) timestamp is part of the log, so this stays deterministic on replay.
+    earliest_event_time_ms: int = 946_684_800_000  # 2000-01-01
+    max_future_skew_ms: int = DAY_MS
+
+
+@lru_cache(maxsize=None)
+def validator(name: str, version: int = 1) -> Draft202012Validator:
+    schema = json.loads((SCHEMA_DIR / f"v{version}" / f"{name}.schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def to_cents(amount: float) -> Optional[int]:
+    """Major units -> cents, or None when the amount has more than 2 decimals."""
+    cents = round(amount * 100)
+    if not math.isfinite(amount) or abs(amount * 100 - cents) > 1e-6 * max(1.0, abs(amount)):
+        return None
+    return int(cents)
+
+
+def parse_time_ms(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def format_time_ms(ms: int) -> str:
+    from datetime import timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def decode(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[int] = None) -> Union[Event, Rejection]:
+    if raw is None:
+        return Rejection("malformed_json", "empty record (tombstone) on an event topic")
+    if len(raw) > rules.max_payload_bytes:
+        return Rejection("too_large", f"payload of {len(raw)} bytes exceeds {rules.max_payload_bytes}")
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return Rejection("malformed_json", f"not JSON: {exc}"[:500])
+    if not isinstance(doc, dict):
+        return Rejection("malformed_json", f"expected a JSON object, got {type(doc).__name__}")
+    kind = doc.get("type")
+    if kind not in INPUT_TYPES:
+        return Rejection("unknown_type", f"unknown event type {kind!r}"[:200])
+    version = doc.get("schema_version")
+    if version not in SUPPORTED_VERSIONS:
+        return Rejection("unsupported_schema_version", f"{kind} schema_version {version!r} is not supported"[:200])
+    errors = sorted(validator(kind, version).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path) or "(root)"
+        return Rejection("schema_invalid", f"{where}: {first.message}"[:500])
+    return _semantic(doc, rules, record_time_ms)
+
+
+def _semantic(doc: dict, rules: EdgeRules, record_time_ms: Optional[int]) -> Union[Event, Rejection]:
+    try:
+        t = parse_time_ms(doc["event_time"])
+    except ValueError as exc:
+        return Rejection("schema_invalid", f"event_time: {exc}")
+    if t < rules.earliest_event_time_ms:
+        return Rejection("event_time_out_of_range", f"event_time {doc['event_time']} is before the earliest accepted time")
+    if record_time_ms is not None and t > record_time_ms + rules.max_future_skew_ms:
+        return Rejection("event_time_out_of_range", f"event_time {doc['event_time']} is in the future of its record time")
+    currency = doc.get("currency")
+    if currency is not None and currency not in rules.accepted_currencies:
+        return Rejection("unsupported_currency", f"currency {currency} is not accepted")
+    cents = {}
+    for field in ("amount", "cost_of_goods", "service_cost", "logistics_cost", "restocked_cost", "acquisition_cost"):
+        if field in doc:
+            c = to_cents(doc[field])
+            if c is None:
+                return Rejection("invalid_value", f"{field} {doc[field]!r} has more than 2 decimals")
+            cents[field] = c
+    base = dict(event_id=doc["event_id"], event_time_ms=t, customer_id=doc["customer_id"])
+    kind = doc["type"]
+    if kind == "order":
+        cost = cents.get("cost_of_goods", 0) + cents.get("service_cost", 0) + cents.get("logistics_cost", 0)
+        return Order(**base, order_id=doc["order_id"], amount_cents=cents["amount"], cost_cents=cost,
+                     channel=doc.get("channel"))
+    if kind == "refund":
+        restocked = cents.get("restocked_cost", 0)
+        if restocked > cents["amount"]:
+            return Rejection("invalid_value", "restocked_cost exceeds the refunded amount")
+        return Refund(**base, order_id=doc["order_id"], amount_cents=cents["amount"], restocked_cost_cents=restocked)
+    if kind == "interaction":
+        return Interaction(**base, kind=doc["kind"], nps_score=doc.get("nps_score"),
+                           effort_score=doc.get("effort_score"), rating=doc.get("rating"))
+    attrs = doc.get("attributes", {})
+    return CustomerProfile(**base, kind=doc["kind"], acquisition_channel=doc.get("acquisition_channel"),
+                           acquisition_cost_cents=cents.get("acquisition_cost"),
+                           reference_customer=attrs.get("reference_customer"),
+                           strategic_account=attrs.get("strategic_account"),
+                           big_name=attrs.get("big_name"), ideal_customer_fit=attrs.get("ideal_customer_fit"))

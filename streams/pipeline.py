@@ -1,0 +1,159 @@
+"""From a Kafka record to the state write and the records to publish.
+
+This is the seam between the pure core and the Faust shell: it knows records
+(topic, partition, offset, key, value, timestamp) but imports neither Faust nor a
+Kafka client, so every decision the worker makes is unit-testable without a
+broker. The agent in ``topology.py`` only feeds records in and carries the
+returned writes out.
+
+Silent customers: after each record the partition's stream time (the highest
+event time seen on it) is compared with the review times of the customers in
+that partition; due customers are re-assessed at that event time. Review times
+live in a per-partition heap in memory, rebuilt from the state table after a
+rebalance (``rebuild``), because they are derived from state and need no
+changelog of their own.
+"""
+from __future__ import annotations
+
+import base64
+import heapq
+import json
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+from .core import codec
+from .core.engine import EngineConfig, Scorer, process, review
+from .core.segments import next_review_ms
+from .core.state import APPLIED, LATE, CustomerState
+from .core.validation import EdgeRules, Rejection, decode
+
+SEGMENT_CHANGES, DEAD_LETTER, REKEY = "segment_changes", "dead_letter", "rekey"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: Optional[bytes]
+    value: Optional[bytes]
+    timestamp_ms: Optional[int]
+
+
+@dataclass
+class Result:
+    outcome: str  # applied | duplicate | late | redelivered | invalid | rekeyed
+    reason: Optional[str] = None  # dead-letter reason when invalid or late
+    event_type: Optional[str] = None
+    writes: Dict[bytes, bytes] = field(default_factory=dict)  # state table key -> value
+    outputs: List[Tuple[str, bytes, bytes]] = field(default_factory=list)  # (role, key, value)
+    changes: List[dict] = field(default_factory=list)
+
+
+def dead_letter_envelope(record: Record, rejection: Rejection, now_iso: Optional[str] = None) -> bytes:
+    doc = {"type": "dead_letter", "schema_version": 1, "reason": rejection.reason, "error": rejection.error,
+           "original_base64": base64.b64encode(record.value or b"").decode(),
+           "original_key_base64": None if record.key is None else base64.b64encode(record.key).decode(),
+           "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset,
+                      "timestamp_ms": record.timestamp_ms}}
+    if now_iso:
+        doc["dead_lettered_at"] = now_iso
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+class Pipeline:
+    def __init__(self, cfg: EngineConfig, rules: EdgeRules, source_codes: Dict[str, str],
+                 scorer: Optional[Scorer] = None, replay: bool = False,
+                 clock: Callable[[], Optional[str]] = lambda: None):
+        self.cfg, self.rules, self.scorer, self.replay = cfg, rules, scorer, replay
+        self.source_codes = source_codes  # topic name -> short code stored in state positions
+        self.clock = clock  # wall clock for the dead-letter timestamp only (operational, not state)
+        self.stream_time: Dict[int, int] = {}
+        self.reviews: Dict[int, List[Tuple[int, str]]] = {}
+
+    # -- records -----------------------------------------------------------
+    def handle(self, record: Record, load: Callable[[bytes], Optional[bytes]]) -> Result:
+        event = decode(record.value, self.rules, record.timestamp_ms)
+        if isinstance(event, Rejection):
+            return self._reject(record, event)
+        key = event.customer_id.encode()
+        if record.key != key:
+            # Producer keyed it otherwise: move it to the customer's partition first,
+            # so one partition (and one worker) owns all of a customer's events.
+            return Result("rekeyed", event_type=event.type, outputs=[(REKEY, key, record.value)])
+        state = self._load(load, key, event.customer_id)
+        position = (f"{self.source_codes.get(record.topic, record.topic)}{record.partition}", record.offset)
+        outcome = process(state, event, self.cfg, position, self.scorer, self.replay)
+        result = Result(outcome.status, event_type=event.type)
+        result.writes[key] = codec.encode(state)  # positions advance even for duplicates
+        if outcome.status == LATE:
+            late = Rejection("late", f"event_time older than the customer's watermark minus "
+                                     f"{self.cfg.lateness_ms // 1000} s allowed lateness")
+            result.reason = late.reason
+            result.outputs.append((DEAD_LETTER, record.key or b"", dead_letter_envelope(record, late, self.clock())))
+        if outcome.change:
+            self._publish(result, key, outcome.change)
+        if outcome.status == APPLIED:
+            self._schedule(record.partition, event.customer_id, outcome.review_at_ms)
+            self._advance(record.partition, event.event_time_ms, load, result)
+        return result
+
+    def _reject(self, record: Record, rejection: Rejection) -> Result:
+        return Result("invalid", reason=rejection.reason,
+                      outputs=[(DEAD_LETTER, record.key or b"", dead_letter_envelope(record, rejection, self.clock()))])
+
+    def _load(self, load, key: bytes, customer_id: str) -> CustomerState:
+        blob = load(key)
+        return codec.decode(blob) if blob is not None else CustomerState(customer_id)
+
+    def _publish(self, result: Result, key: bytes, change: dict) -> None:
+        result.changes.append(change)
+        result.outputs.append((SEGMENT_CHANGES, key, json.dumps(change, separators=(",", ":")).encode()))
+
+    # -- silent customers ---------------------------------------------------
+    def _schedule(self, partition: int, customer_id: str, at_ms: Optional[int]) -> None:
+        if at_ms is not None:
+            heapq.heappush(self.reviews.setdefault(partition, []), (at_ms, customer_id))
+
+    def _advance(self, partition: int, event_time_ms: int, load, result: Result) -> None:
+        now = max(self.stream_time.get(partition, event_time_ms), event_time_ms)
+        self.stream_time[partition] = now
+        heap = self.reviews.get(partition)
+        while heap and heap[0][0] <= now:
+            at_ms, customer_id = heapq.heappop(heap)
+            key = customer_id.encode()
+            blob = result.writes.get(key) or load(key)
+            if blob is None:
+                continue
+            state = codec.decode(blob)
+            if next_review_ms(state, self.cfg.policy) != at_ms:
+                continue  # superseded by a later event of this customer
+            outcome = review(state, self.cfg, at_ms, self.scorer, self.replay)
+            result.writes[key] = codec.encode(state)
+            if outcome.change:
+                self._publish(result, key, outcome.change)
+            self._schedule(partition, customer_id, outcome.review_at_ms)
+
+    def rebuild(self, partition_of: Callable[[bytes], int], items: Iterable[Tuple[bytes, bytes]],
+                partitions: Iterable[int]) -> int:
+        """Recreate the review heaps of ``partitions`` from (key, state) pairs; return the count."""
+        wanted = set(partitions)
+        for p in wanted:
+            self.reviews[p] = []
+            self.stream_time.pop(p, None)
+        count = 0
+        for key, blob in items:
+            p = partition_of(key)
+            if p not in wanted:
+                continue
+            state = codec.decode(blob)
+            at = next_review_ms(state, self.cfg.policy)
+            if at is not None:
+                self.reviews[p].append((at, state.customer_id))
+                count += 1
+            wm = state.watermark_ms
+            if wm is not None and wm > self.stream_time.get(p, wm - 1):
+                self.stream_time[p] = wm
+        for p in wanted:
+            heapq.heapify(self.reviews[p])
+        return count

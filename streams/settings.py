@@ -1,0 +1,117 @@
+"""All configuration, read from environment variables (Faust convention: every
+setting is also an env var). The README's configuration table is generated from
+``SETTINGS`` below (``clvstream settings`` prints it), so code and docs agree.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Mapping, Optional
+
+from .core.clv import FormulaConfig
+from .core.engine import EngineConfig
+from .core.events import DAY_MS
+from .core.segments import MatrixPolicy
+from .core.validation import EdgeRules
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _env(name, default, cast=str, doc=""):
+    return field(default=default, metadata={"env": name, "cast": cast, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Kafka and Faust
+    broker: str = _env("CLV_BROKER", "kafka://127.0.0.1:9092", doc="Kafka bootstrap URL(s), Faust syntax (`kafka://host:port;host2:port`).")
+    broker_kind: str = _env("CLV_BROKER_KIND", "kafka", doc="`kafka` (Apache Kafka), `tansu` or `rdkafka-mock`: applies the workarounds a test broker needs (see README, Brokers).")
+    app_id: str = _env("CLV_APP_ID", "clvstream", doc="Faust application id: consumer group and prefix of internal topics. A what-if replay uses another id.")
+    data_dir: str = _env("CLV_DATA_DIR", "./var/clvstream", doc="Local state (RocksDB) directory.")
+    store: str = _env("CLV_STORE", "rocksdb://", doc="Table store: `rocksdb://` (rocksdict) or `memory://`.")
+    partitions: int = _env("CLV_PARTITIONS", 8, int, doc="Partitions of the input topics and the state table (must match the topics).")
+    session_timeout_s: float = _env("CLV_SESSION_TIMEOUT", 10.0, float, doc="Consumer group session timeout, seconds.")
+    web_host: str = _env("CLV_WEB_HOST", "127.0.0.1", doc="Bind address of the worker's web server (metrics, API).")
+    web_port: int = _env("CLV_WEB_PORT", 6066, int, doc="Port of the worker's web server.")
+    topic_orders: str = _env("CLV_TOPIC_ORDERS", "clv.orders", doc="Orders and refunds (keyed by customer id).")
+    topic_interactions: str = _env("CLV_TOPIC_INTERACTIONS", "clv.interactions", doc="Service contacts, complaints, NPS, CES, referrals, reviews.")
+    topic_customers: str = _env("CLV_TOPIC_CUSTOMERS", "clv.customers", doc="Signups and profile updates.")
+    topic_segment_changes: str = _env("CLV_TOPIC_SEGMENT_CHANGES", "clv.segment-changes", doc="Output: segment changes for campaign engines.")
+    topic_dead_letter: str = _env("CLV_TOPIC_DEAD_LETTER", "clv.dead-letter", doc="Output: rejected input with the reason.")
+    replay: bool = _env("CLV_REPLAY", False, _bool, doc="Mark produced segment changes as `replay: true` (set while rebuilding from history).")
+    # Edge rules
+    currencies: str = _env("CLV_CURRENCIES", "EUR", doc="Comma-separated accepted currencies; others are dead-lettered (no FX conversion in the engine).")
+    max_payload_bytes: int = _env("CLV_MAX_PAYLOAD_BYTES", 65536, int, doc="Larger records are dead-lettered as too_large.")
+    max_future_skew_s: float = _env("CLV_MAX_FUTURE_SKEW", 86400.0, float, doc="Event time may lead its record timestamp by at most this, seconds.")
+    lateness_days: float = _env("CLV_LATENESS_DAYS", 7.0, float, doc="Allowed out-of-orderness per customer; older events are dead-lettered as late.")
+    # Formula CLV
+    clv_basis: str = _env("CLV_BASIS", "margin", doc="`margin` (after goods, service, logistics costs and refunds) or `revenue`.")
+    clv_lifetime_years: float = _env("CLV_EXPECTED_LIFETIME_YEARS", 3.0, float, doc="Expected customer lifetime in the formula CLV.")
+    clv_prior_rate: float = _env("CLV_PRIOR_PURCHASES_PER_YEAR", 2.0, float, doc="Prior purchase rate for customers with little history.")
+    clv_prior_weight: float = _env("CLV_PRIOR_WEIGHT_YEARS", 1.0, float, doc="How many years of observation the prior counts for.")
+    clv_default_order_value: float = _env("CLV_DEFAULT_ORDER_VALUE", 25.0, float, doc="Value per order for customers without orders.")
+    clv_default_acquisition_cost: float = _env("CLV_DEFAULT_ACQUISITION_COST", 0.0, float, doc="Used when a customer has no signup event with a cost.")
+    # Value x loyalty matrix
+    value_metric: str = _env("CLV_VALUE_METRIC", "formula", doc="CLV figure for the value axis: formula, predicted, historical_margin, historical_revenue.")
+    high_value_threshold: float = _env("CLV_HIGH_VALUE_THRESHOLD", 500.0, float, doc="High value at or above this CLV.")
+    loyalty_min_orders: int = _env("CLV_LOYALTY_MIN_ORDERS_365D", 2, int, doc="High loyalty needs at least this many orders in 365 days...")
+    loyalty_max_recency_days: int = _env("CLV_LOYALTY_MAX_RECENCY_DAYS", 120, int, doc="...and an order within this many days...")
+    loyalty_min_last_nps: int = _env("CLV_LOYALTY_MIN_LAST_NPS", 7, int, doc="...and a last NPS answer (if any) of at least this.")
+    hysteresis: float = _env("CLV_HYSTERESIS", 0.1, float, doc="Relative band a dimension must fall past before a customer drops (stops flapping).")
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+        env = os.environ if env is None else env
+        values = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            if name in env:
+                try:
+                    values[f.name] = f.metadata["cast"](env[name])
+                except ValueError as exc:
+                    raise ValueError(f"{name}={env[name]!r}: {exc}") from None
+        settings = cls(**values)
+        settings.engine_config()  # fail at start-up, not on the first event
+        return settings
+
+    @property
+    def bootstrap(self) -> str:
+        """kafka-python style bootstrap list from the Faust broker URL."""
+        return ",".join(u.split("://", 1)[-1] for u in self.broker.replace(",", ";").split(";"))
+
+    def edge_rules(self) -> EdgeRules:
+        return EdgeRules(accepted_currencies=frozenset(c.strip() for c in self.currencies.split(",") if c.strip()),
+                         max_payload_bytes=self.max_payload_bytes,
+                         max_future_skew_ms=int(self.max_future_skew_s * 1000))
+
+    def engine_config(self) -> EngineConfig:
+        currency = self.currencies.split(",")[0].strip()
+        return EngineConfig(
+            lateness_ms=int(self.lateness_days * DAY_MS),
+            formula=FormulaConfig(basis=self.clv_basis, expected_lifetime_years=self.clv_lifetime_years,
+                                  prior_purchases_per_year=self.clv_prior_rate,
+                                  prior_weight_years=self.clv_prior_weight,
+                                  default_order_value=self.clv_default_order_value,
+                                  default_acquisition_cost=self.clv_default_acquisition_cost,
+                                  currency=currency),
+            policy=MatrixPolicy(value_metric=self.value_metric, high_value_threshold=self.high_value_threshold,
+                                loyalty_min_orders_365d=self.loyalty_min_orders,
+                                loyalty_max_recency_days=self.loyalty_max_recency_days,
+                                loyalty_min_last_nps=self.loyalty_min_last_nps, hysteresis=self.hysteresis))
+
+    def with_env(self) -> dict:
+        """The env vars that reproduce these settings (for child processes)."""
+        return {f.metadata["env"]: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def settings_table() -> str:
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for f in fields(Settings):
+        rows.append(f"| `{f.metadata['env']}` | `{f.default}` | {f.metadata['doc']} |")
+    return "\n".join(rows)

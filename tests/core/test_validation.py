@@ -1,0 +1,67 @@
+import json
+
+import pytest
+
+from streams.core.events import Order, Refund
+from streams.core.validation import EdgeRules, Rejection, decode, format_time_ms, parse_time_ms
+
+GOOD = {"type": "order", "schema_version": 1, "event_id": "e1", "event_time": "2025-03-01T10:00:00Z",
+        "customer_id": "c1", "order_id": "o1", "amount": 19.99, "currency": "EUR",
+        "cost_of_goods": 8.5, "logistics_cost": 3.25, "service_cost": 0.25, "channel": "web",
+        "items": [{"sku": "A", "quantity": 1, "unit_price": 19.99}]}
+RECORD_TS = parse_time_ms("2025-03-01T10:00:01Z")
+
+
+def raw(**changes):
+    doc = {**GOOD, **changes}
+    return json.dumps({k: v for k, v in doc.items() if v is not ...}).encode()
+
+
+def test_valid_order_becomes_typed_event_in_cents():
+    ev = decode(raw(), record_time_ms=RECORD_TS)
+    assert ev == Order("e1", parse_time_ms("2025-03-01T10:00:00Z"), "c1", "o1", 1999, 850 + 325 + 25, "web")
+
+
+def test_refund_parses_restocked_cost():
+    doc = {"type": "refund", "schema_version": 1, "event_id": "r1", "event_time": "2025-03-02T10:00:00+01:00",
+           "customer_id": "c1", "order_id": "o1", "amount": 5.0, "currency": "EUR", "restocked_cost": 2.0}
+    ev = decode(json.dumps(doc).encode())
+    assert ev == Refund("r1", parse_time_ms("2025-03-02T09:00:00Z"), "c1", "o1", 500, 200)
+
+
+@pytest.mark.parametrize("payload,reason", [
+    (b"{not json", "malformed_json"),
+    (b"\xff\xfe\x00", "malformed_json"),
+    (b"[1, 2]", "malformed_json"),
+    (raw(type="coupon"), "unknown_type"),
+    (raw(schema_version=2), "unsupported_schema_version"),
+    (raw(amount="19.99"), "schema_invalid"),
+    (raw(amount=-1), "schema_invalid"),
+    (raw(amount=10_000_001), "schema_invalid"),
+    (raw(customer_id=...), "schema_invalid"),
+    (raw(surprise=1), "schema_invalid"),
+    (raw(event_time="yesterday"), "schema_invalid"),
+    (raw(currency="JPY"), "unsupported_currency"),
+    (raw(amount=1.001), "invalid_value"),
+    (raw(event_time="2999-01-01T00:00:00Z"), "event_time_out_of_range"),
+    (raw(event_time="1970-01-02T00:00:00Z"), "event_time_out_of_range"),
+    (b"{" + b" " * 70_000 + b"}", "too_large"),
+    (None, "malformed_json"),
+])
+def test_bad_input_is_rejected_with_its_reason(payload, reason):
+    result = decode(payload, EdgeRules(), record_time_ms=RECORD_TS)
+    assert isinstance(result, Rejection), result
+    assert result.reason == reason
+    assert result.error
+
+
+def test_interaction_requires_score_for_its_kind():
+    doc = {"type": "interaction", "schema_version": 1, "event_id": "i1", "event_time": "2025-03-01T10:00:00Z",
+           "customer_id": "c1", "kind": "nps"}
+    assert decode(json.dumps(doc).encode()).reason == "schema_invalid"
+    doc["nps_score"] = 9
+    assert decode(json.dumps(doc).encode()).nps_score == 9
+
+
+def test_time_round_trip():
+    assert format_time_ms(parse_time_ms("2025-03-01T10:00:00.123Z")) == "2025-03-01T10:00:00.123Z"
