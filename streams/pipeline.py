@@ -98,6 +98,10 @@ class Pipeline:
             self._advance(record.partition, event.event_time_ms, load, result)
         return result
 
+    def failed(self, record: Record, exc: BaseException) -> Result:
+        """A record whose processing raised: dead-letter it so it can be redriven after a fix."""
+        return self._reject(record, Rejection("processing_error", f"{type(exc).__name__}: {exc}"[:500]))
+
     def _reject(self, record: Record, rejection: Rejection) -> Result:
         return Result("invalid", reason=rejection.reason,
                       outputs=[(DEAD_LETTER, record.key or b"", dead_letter_envelope(record, rejection, self.clock()))])

@@ -42,10 +42,22 @@ def _wall_clock_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def source_codes(settings: Settings) -> dict:
+    """Input topic -> the short code stored in customer state for positions and watermarks.
+
+    Setting the three CLV_TOPIC_* inputs to one topic is allowed (one merged,
+    strictly ordered input log); each topic is then consumed once.
+    """
+    codes = {}
+    for name, code in ((settings.topic_orders, "o"), (settings.topic_interactions, "i"),
+                       (settings.topic_customers, "c"), (rekey_topic_name(settings), "r")):
+        codes.setdefault(name, code)
+    return codes
+
+
 def build_topology(app: faust.App, settings: Settings) -> Topology:
-    inputs = (settings.topic_orders, settings.topic_interactions, settings.topic_customers,
-              rekey_topic_name(settings))
-    codes = dict(zip(inputs, ("o", "i", "c", "r")))
+    codes = source_codes(settings)
+    inputs = tuple(codes)
     pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), codes, replay=settings.replay,
                         clock=_wall_clock_iso)
     source = _raw_topic(app, settings, *inputs)
@@ -69,14 +81,17 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         async for event in stream.events():
             if generation["built"] != generation["assigned"]:
                 generation["built"] = generation["assigned"]
-                mine = {tp.partition for tp in app.assignment.assigned_actives() if tp.topic in inputs}
+                mine = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic in inputs}
                 pipeline.rebuild(partition_of, table.items(), mine)
             m = event.message
             started = time.perf_counter()
-            result = pipeline.handle(
-                Record(m.topic, m.partition, m.offset, m.key, m.value,
-                       None if m.timestamp is None else round(m.timestamp * 1000)),
-                table.get)
+            record = Record(m.topic, m.partition, m.offset, m.key, m.value,
+                            None if m.timestamp is None else round(m.timestamp * 1000))
+            try:
+                result = pipeline.handle(record, table.get)
+            except Exception as exc:  # a bug must not stop the partition: park the record, loudly
+                app.log.exception("processing failed at %s[%s]@%s", m.topic, m.partition, m.offset)
+                result = pipeline.failed(record, exc)
             for key, value in result.writes.items():
                 table[key] = value
             for role, key, value in result.outputs:

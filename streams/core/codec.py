@@ -25,7 +25,10 @@ def encode(state: CustomerState) -> bytes:
         if name == "days":
             value = [x for d, (n, c) in sorted(value.items()) for x in (d, n, c)]
         elif name == "recent_ids":
-            value = [x for h, t in value.items() for x in (h, t)]
+            # sources are few per customer: store each once and refer to it by index
+            sources = sorted({src for _, src in value.values()})
+            index = {src: i for i, src in enumerate(sources)}
+            value = [sources, [x for h, (t, src) in value.items() for x in (h, t, index[src])]]
         row.append(value)
     return msgpack.packb(row, use_bin_type=True)
 
@@ -37,8 +40,8 @@ def decode(blob: bytes) -> CustomerState:
     values = dict(zip(_FIELDS, row[1:]))
     days = values["days"]
     values["days"] = {days[i]: [days[i + 1], days[i + 2]] for i in range(0, len(days), 3)}
-    ids = values["recent_ids"]
-    values["recent_ids"] = {ids[i]: ids[i + 1] for i in range(0, len(ids), 2)}
+    sources, ids = values["recent_ids"]
+    values["recent_ids"] = {ids[i]: (ids[i + 1], sources[ids[i + 2]]) for i in range(0, len(ids), 3)}
     for k in _PAIR_KEYS:
         if values[k] is not None:
             values[k] = tuple(values[k])

@@ -3,15 +3,22 @@
 Design choices (why):
 - Integer cents and epoch milliseconds only: sums commute exactly, so the state
   after a set of events does not depend on the order they arrived in.
-- Idempotence: ids of events within the allowed lateness of the customer's
+- Idempotence: ids of events within the allowed lateness of their source's
   watermark are remembered (as 64-bit hashes). An event older than
-  ``watermark - lateness`` is *late* and never applied, so an id that has been
-  forgotten can never be applied a second time.
+  ``source watermark - lateness`` is *late* and never applied, so an id that
+  has been forgotten can never be applied a second time from that source.
+- Watermarks per source (topic-partition), not per customer: a worker reads the
+  orders, interactions and customers topics at different speeds (a backlog or a
+  replay can put one topic days ahead of another), and that skew must not make
+  an in-order event "late". Within one source, producers append roughly in
+  event-time order, which is what the lateness bound is about.
 - Source positions: the shell may pass (source, offset). A record at or below the
   highest offset already applied from that source is a redelivery (at-least-once
   after a crash or rebalance) and is skipped whatever its event time.
-- Rolling windows: one bucket per UTC day with orders or refunds in the last
-  365 days. Windows are exact at day granularity and cost O(active days).
+- Rolling windows: one bucket per UTC day with orders or refunds, kept for 365
+  days behind the latest such day (orders and refunds share a topic, so a
+  bucket that is needed again is never pruned). Windows are exact at day
+  granularity and cost O(active days).
 """
 from __future__ import annotations
 
@@ -34,7 +41,7 @@ def id_hash(event_id: str) -> int:
 @dataclass(slots=True)
 class CustomerState:
     customer_id: str
-    watermark_ms: Optional[int] = None  # highest event time applied for this customer
+    watermark_ms: Optional[int] = None  # highest event time applied for this customer (the as-of time)
     first_seen_ms: Optional[int] = None
     # orders
     first_order_ms: Optional[int] = None
@@ -69,7 +76,8 @@ class CustomerState:
     attributes_key: Optional[Tuple[int, int]] = None  # latest attributes win, wholesale
     attributes: Dict[str, object] = field(default_factory=dict)
     # idempotence
-    recent_ids: Dict[int, int] = field(default_factory=dict)  # id hash -> event time
+    recent_ids: Dict[int, Tuple[int, str]] = field(default_factory=dict)  # id hash -> (event time, source)
+    source_watermarks: Dict[str, int] = field(default_factory=dict)  # source -> highest event time applied
     positions: Dict[str, int] = field(default_factory=dict)  # source -> highest offset applied
     # segment bookkeeping (written by the engine, not by apply())
     segment: Optional[str] = None
@@ -108,28 +116,32 @@ class CustomerState:
         from dataclasses import asdict
 
         view = asdict(self)
-        for k in ("recent_ids", "positions", "segment", "segment_since_ms", "sequence"):
+        for k in ("recent_ids", "source_watermarks", "positions", "segment", "segment_since_ms", "sequence"):
             view.pop(k)
         return view
 
 
 def apply(state: CustomerState, event: Event, lateness_ms: int,
           position: Optional[Tuple[str, int]] = None) -> str:
-    """Apply ``event`` to ``state`` in place; return applied/duplicate/late/redelivered."""
+    """Apply ``event`` to ``state`` in place; return applied/duplicate/late/redelivered.
+
+    ``position`` is (source, offset) of the record; without it all events count
+    as one source (pure-core use).
+    """
+    source = ""
     if position is not None:
         source, offset = position
         if offset <= state.positions.get(source, -1):
             return REDELIVERED
+        state.positions[source] = offset
     t = event.event_time_ms
-    if state.watermark_ms is not None and t < state.watermark_ms - lateness_ms:
-        _advance(state, position)
+    source_wm = state.source_watermarks.get(source)
+    if source_wm is not None and t < source_wm - lateness_ms:
         return LATE
     h = id_hash(event.event_id)
     if h in state.recent_ids:
-        _advance(state, position)
         return DUPLICATE
-    state.recent_ids[h] = t
-    _advance(state, position)
+    state.recent_ids[h] = (t, source)
     if state.first_seen_ms is None or t < state.first_seen_ms:
         state.first_seen_ms = t
     if isinstance(event, Order):
@@ -144,21 +156,17 @@ def apply(state: CustomerState, event: Event, lateness_ms: int,
         raise TypeError(f"not an event: {event!r}")
     if state.watermark_ms is None or t > state.watermark_ms:
         state.watermark_ms = t
-        _prune(state, lateness_ms)
+    if source_wm is None or t > source_wm:
+        state.source_watermarks[source] = t
+        horizon = t - lateness_ms
+        if any(ts < horizon and src == source for ts, src in state.recent_ids.values()):
+            state.recent_ids = {k: v for k, v in state.recent_ids.items() if v[1] != source or v[0] >= horizon}
     return APPLIED
 
 
-def _advance(state: CustomerState, position: Optional[Tuple[str, int]]) -> None:
-    if position is not None:
-        state.positions[position[0]] = position[1]
-
-
-def _prune(state: CustomerState, lateness_ms: int) -> None:
-    horizon = state.watermark_ms - lateness_ms
-    if any(t < horizon for t in state.recent_ids.values()):
-        state.recent_ids = {h: t for h, t in state.recent_ids.items() if t >= horizon}
-    oldest_day = state.watermark_ms // DAY_MS - RETAIN_DAYS + 1
-    if any(d < oldest_day for d in state.days):
+def _prune_days(state: CustomerState) -> None:
+    oldest_day = max(state.days) - RETAIN_DAYS + 1
+    if min(state.days) < oldest_day:
         state.days = {d: v for d, v in state.days.items() if d >= oldest_day}
 
 
@@ -181,6 +189,7 @@ def _apply_order(state: CustomerState, o: Order) -> None:
     state.order_count += 1
     state.revenue_cents += o.amount_cents
     state.cost_cents += o.cost_cents
+    _prune_days(state)
 
 
 def _apply_refund(state: CustomerState, r: Refund) -> None:
@@ -189,6 +198,7 @@ def _apply_refund(state: CustomerState, r: Refund) -> None:
     state.refund_margin_loss_cents += r.amount_cents - r.restocked_cost_cents
     bucket = state.days.setdefault(r.event_time_ms // DAY_MS, [0, 0])
     bucket[1] -= r.amount_cents
+    _prune_days(state)
 
 
 def _apply_interaction(state: CustomerState, i: Interaction, h: int) -> None:

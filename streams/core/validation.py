@@ -21,6 +21,7 @@ from .events import DAY_MS, CustomerProfile, Event, Interaction, Order, Refund
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 INPUT_TYPES = ("order", "refund", "interaction", "customer")
 SUPPORTED_VERSIONS = (1,)
+_RANGE_CHECKS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ def decode(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[
     except (UnicodeDecodeError, ValueError) as exc:
         return Rejection("malformed_json", f"not JSON: {exc}"[:500])
     if not isinstance(doc, dict):
-        return Rejection("malformed_json", f"expected a JSON object, got {type(doc).__name__}")
+        return Rejection("schema_invalid", f"expected a JSON object, got {type(doc).__name__}")
     kind = doc.get("type")
     if kind not in INPUT_TYPES:
         return Rejection("unknown_type", f"unknown event type {kind!r}"[:200])
@@ -87,7 +88,10 @@ def decode(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(root)"
-        return Rejection("schema_invalid", f"{where}: {first.message}"[:500])
+        # Money out of range is well-formed but impossible: the more useful reason for whoever fixes it.
+        reason = "invalid_value" if first.validator in _RANGE_CHECKS and first.instance.__class__ in (int, float) \
+            else "schema_invalid"
+        return Rejection(reason, f"{where}: {first.message}"[:500])
     return _semantic(doc, rules, record_time_ms)
 
 

@@ -1,0 +1,26 @@
+# The two commands of the README: `make demo` and `make test`. Each creates the
+# virtualenv and installs the project on first use; nothing else to install.
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/clvstream demo $(ARGS)
+
+# Exit code 5 (no tests collected) is a failure too.
+test: $(STAMP)
+	$(VENV)/bin/pytest $(ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -1,0 +1,149 @@
+"""The live demo: embedded broker, one worker, realistic traffic, changes on screen.
+
+Everything is a child of this process (broker and worker die with it, even on
+kill -9, through PR_SET_PDEATHSIG) and Ctrl-C stops them in reverse order.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+from kafka import KafkaConsumer
+
+from .kafka.admin import TopicSpec, ensure_topics
+from .kafka.broker import EmbeddedBroker
+from .kafka.produce import producer, send_events
+from .settings import Settings
+from .topology import rekey_topic_name
+
+SHORT = {"High Value / High Loyalty": "HV/HL", "High Value / Low Loyalty": "HV/LL",
+         "Low Value / High Loyalty": "LV/HL", "Low Value / Low Loyalty": "LV/LL"}
+
+
+def topic_specs(settings: Settings) -> list:
+    p = settings.partitions
+    return [TopicSpec(settings.topic_orders, p), TopicSpec(settings.topic_interactions, p),
+            TopicSpec(settings.topic_customers, p), TopicSpec(rekey_topic_name(settings), p),
+            TopicSpec(settings.topic_segment_changes, p), TopicSpec(settings.topic_dead_letter, p)]
+
+
+def start_worker(settings: Settings, log_path: Path, extra_env: Optional[dict] = None) -> subprocess.Popen:
+    env = {**os.environ, **settings.with_env(), **(extra_env or {})}
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "streams.app", "worker", "-l", "warn"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                            start_new_session=True)
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)
+
+
+def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duration: Optional[float] = None,
+        seed: int = 7, web_port: int = 6066, out=sys.stdout) -> dict:
+    # kafka-python logs every refused connection while the broker starts: keep the screen for the changes.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    workdir = Path(tempfile.mkdtemp(prefix="clvstream-demo-"))
+    broker = EmbeddedBroker("tansu", log_path=str(workdir / "broker.log")).start()
+    stop = threading.Event()
+    worker = None
+    stats = Counter()
+    try:
+        settings = replace(Settings.from_env(), broker=f"kafka://{broker.bootstrap}", broker_kind="tansu",
+                           data_dir=str(workdir / "state"), partitions=partitions, session_timeout_s=3.0,
+                           web_port=web_port)
+        ensure_topics(broker.bootstrap, topic_specs(settings))
+        print(f"broker    tansu on {broker.bootstrap} (pid {broker.pid}); logs and state in {workdir}", file=out)
+        worker = start_worker(settings, workdir / "worker.log")
+        print(f"worker    pid {worker.pid}, metrics on http://127.0.0.1:{web_port}/metrics", file=out)
+        from .generator import EventGenerator, GeneratorConfig
+
+        gen = EventGenerator(GeneratorConfig(seed=seed, customers=customers, share_duplicates=0.01,
+                                             share_malformed=0.002))
+        topics = {"orders": settings.topic_orders, "interactions": settings.topic_interactions,
+                  "customers": settings.topic_customers}
+        prod = producer(broker.bootstrap)
+        feeder = threading.Thread(target=send_events, daemon=True, name="generator",
+                                  args=(prod, topics, gen.events(), rate, stop),
+                                  kwargs={"on_sent": lambda ev: stats.update(["sent"])})
+        feeder.start()
+        print(f"generator {customers} customers at {rate:.0f} events/s; Ctrl-C to stop", file=out)
+        _tail(broker.bootstrap, settings, stats, stop, duration, worker, out)
+    except KeyboardInterrupt:
+        print("\nstopping...", file=out)
+    finally:
+        stop.set()
+        if worker is not None:
+            stop_process(worker)
+        broker.stop()
+    print(f"stopped: {stats['sent']} events sent, {stats['changes']} segment changes, "
+          f"{stats['dead_letters']} dead letters", file=out)
+    return dict(stats)
+
+
+def _tail(bootstrap, settings, stats, stop, duration, worker, out) -> None:
+    consumer = KafkaConsumer(settings.topic_segment_changes, settings.topic_dead_letter,
+                             bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=500)
+    population, reasons = Counter(), Counter()
+    started = last_summary = time.monotonic()
+    try:
+        while not stop.is_set():
+            for msg in consumer:
+                doc = json.loads(msg.value)
+                if msg.topic == settings.topic_dead_letter:
+                    stats["dead_letters"] += 1
+                    reasons[doc["reason"]] += 1
+                    continue
+                stats["changes"] += 1
+                if doc["previous_segment"]:
+                    population[doc["previous_segment"]] -= 1
+                population[doc["segment"]] += 1
+                clv = doc["clv"]
+                print(f"{doc['event_time'][:10]}  {doc['customer_id']:>12}  "
+                      f"{SHORT.get(doc['previous_segment'], '-'):>5} -> {SHORT[doc['segment']]:<5}  "
+                      f"CLV {clv['formula']:>9.2f}  {doc['reason']}", file=out)
+            now = time.monotonic()
+            if now - last_summary >= 5:
+                last_summary = now
+                pop = "  ".join(f"{SHORT[s]} {n}" for s, n in sorted(population.items()))
+                dead = ", ".join(f"{r} {n}" for r, n in reasons.most_common())
+                print(f"--- {stats['sent']} events sent, {stats['changes']} segment changes | {pop} | "
+                      f"dead letters: {dead or 'none'}", file=out)
+            if worker.poll() is not None:
+                print(f"worker exited with {worker.returncode}; see its log", file=out)
+                break
+            if duration is not None and now - started >= duration:
+                break
+    finally:
+        consumer.close()

@@ -1,0 +1,32 @@
+"""Probabilistic customer-base models: BG/NBD, Gamma-Gamma and the CLV built on them.
+
+Pure numpy/scipy (no Kafka or Faust import) so the same code is used by the
+offline fitting job, the streaming scorers and the tests.  See the module
+docstrings for the literature each formula comes from.
+"""
+
+from . import bgnbd, clv, fitting, gamma_gamma, summary
+from .clv import clv_batch, potential_clv, predicted_clv
+from .fitting import FitResult, fit_bgnbd, fit_gamma_gamma
+from .params import BgNbdParams, GammaGammaParams, ModelParameters
+from .summary import CustomerSummary, holdout_purchases, summarize
+
+__all__ = [
+    "BgNbdParams",
+    "CustomerSummary",
+    "FitResult",
+    "GammaGammaParams",
+    "ModelParameters",
+    "bgnbd",
+    "clv",
+    "clv_batch",
+    "fit_bgnbd",
+    "fit_gamma_gamma",
+    "fitting",
+    "gamma_gamma",
+    "holdout_purchases",
+    "potential_clv",
+    "predicted_clv",
+    "summarize",
+    "summary",
+]

@@ -1,0 +1,106 @@
+"""Helpers for integration tests: a worker as a real subprocess on a real broker,
+topics under a unique prefix, and reading topics back with kafka-python."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from kafka import KafkaConsumer, TopicPartition
+
+from streams.core import codec
+from streams.demo import start_worker, stop_process, topic_specs
+from streams.kafka.admin import ensure_topics
+from streams.settings import Settings
+from streams.topology import STATE_TABLE
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_settings(bootstrap: str, broker_kind: str, prefix: str, data_dir: Path, partitions: int = 4) -> Settings:
+    kind = "kafka" if broker_kind == "external" else broker_kind
+    return replace(Settings(), broker=f"kafka://{bootstrap}", broker_kind=kind, app_id=f"{prefix}app",
+                   data_dir=str(data_dir), partitions=partitions, session_timeout_s=3.0,
+                   web_port=free_port(), topic_orders=f"{prefix}orders", topic_interactions=f"{prefix}interactions",
+                   topic_customers=f"{prefix}customers", topic_segment_changes=f"{prefix}segment-changes",
+                   topic_dead_letter=f"{prefix}dead-letter")
+
+
+class Worker:
+    def __init__(self, settings: Settings, log_dir: Path):
+        self.settings, self.log_path, self.proc = settings, log_dir / "worker.log", None
+        ensure_topics(settings.bootstrap, topic_specs(settings))
+
+    def start(self) -> "Worker":
+        self.proc = start_worker(self.settings, self.log_path)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+    def kill(self) -> None:
+        import os
+        import signal
+
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def read_topic(bootstrap: str, topic: str, until: Callable[[List], bool], timeout: float = 60.0,
+               what: str = "records") -> List:
+    """All records of ``topic`` from the start, polling until ``until(records)`` or timeout."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=300)
+    deadline = time.monotonic() + timeout
+    parts = None
+    while not parts and time.monotonic() < deadline:  # the worker may not have created it yet
+        if topic in consumer.topics():  # topics() refreshes the metadata
+            parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            time.sleep(0.2)
+    if not parts:
+        consumer.close()
+        raise AssertionError(f"topic {topic} never appeared")
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    records: List = []
+    try:
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=300)
+            for tp_records in batch.values():
+                records.extend(tp_records)
+            if until(records):
+                return records
+    finally:
+        consumer.close()
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} on {topic}: have {len(records)}")
+
+
+def changelog_states(settings: Settings, until: Callable[[Dict], bool], timeout: float = 60.0) -> Dict[str, object]:
+    """Latest customer state per key, read from the table's changelog topic."""
+    topic = f"{settings.app_id}-{STATE_TABLE}-changelog"
+    latest: Dict[str, object] = {}
+
+    def done(records):
+        latest.clear()
+        for r in records:
+            latest[r.key.decode()] = codec.decode(r.value)
+        return until(latest)
+
+    read_topic(settings.bootstrap, topic, done, timeout, "customer states")
+    return latest
+
+
+def json_values(records) -> List[dict]:
+    return [json.loads(r.value) for r in records]

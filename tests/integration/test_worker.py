@@ -1,0 +1,136 @@
+"""The skeleton end to end on a real Kafka-protocol broker over TCP.
+
+Expected results come from running the pure pipeline in-process over the same
+records in the order each partition receives them; the worker must produce
+exactly that: the same customer states (read back from the table's changelog)
+and the same segment-change events.
+"""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from kafka.partitioner.default import murmur2
+
+from streams.core.engine import EngineConfig
+from streams.generator import EventGenerator, GeneratorConfig
+from streams.kafka.produce import encode_value, producer, send_events
+from streams.pipeline import Pipeline, Record
+from streams.topology import source_codes
+from tests.integration.harness import Worker, changelog_states, json_values, make_settings, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def generated(customers=150, limit=2500, seed=11, **noise):
+    gen = EventGenerator(GeneratorConfig(seed=seed, customers=customers, **noise))
+    return list(gen.events(limit=limit))
+
+
+def expected_outputs(settings, events, single_topic: bool):
+    """Run the pipeline over the records as the broker will hold them."""
+    topics = {"orders": settings.topic_orders, "interactions": settings.topic_interactions,
+              "customers": settings.topic_customers}
+    pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), source_codes(settings))
+    store, changes, dead = {}, [], []
+    offsets = {}
+    for ev in events:
+        topic = settings.topic_orders if single_topic else topics[ev.topic_role]
+        key = ev.key.encode()
+        p = (murmur2(key) & 0x7FFFFFFF) % settings.partitions
+        offsets[(topic, p)] = offset = offsets.get((topic, p), -1) + 1
+        result = pipeline.handle(Record(topic, p, offset, key, encode_value(ev.value), ev.event_time_ms), store.get)
+        store.update(result.writes)
+        changes.extend(result.changes)
+        if result.reason:
+            dead.append(result.reason)
+    from streams.core import codec
+
+    return {k.decode(): codec.decode(v) for k, v in store.items()}, changes, dead
+
+
+def send(settings, events, single_topic: bool):
+    topics = {"orders": settings.topic_orders, "interactions": settings.topic_interactions,
+              "customers": settings.topic_customers}
+    if single_topic:
+        topics = dict.fromkeys(topics, settings.topic_orders)
+    prod = producer(settings.bootstrap)
+    try:
+        send_events(prod, topics, events)
+    finally:
+        prod.close()
+
+
+def comparable(change: dict) -> tuple:
+    return change["customer_id"], change["sequence"], repr(sorted(change.items()))
+
+
+def assert_states_equal(actual, expected):
+    assert set(actual) == set(expected)
+    diffs = [cid for cid in expected if actual[cid].business_view() != expected[cid].business_view()]
+    assert not diffs, f"{len(diffs)} customers differ, e.g. {diffs[:3]}"
+
+
+@pytest.fixture
+def worker_env(kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path):
+    settings = make_settings(kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path / "state")
+    worker = Worker(settings, tmp_path)
+    yield settings, worker
+    worker.stop()
+
+
+def test_events_in_state_and_segment_changes_out(worker_env):
+    settings, worker = worker_env
+    events = generated(share_malformed=0.02, share_duplicates=0.02)
+    want_states, want_changes, want_dead = expected_outputs(settings, events, single_topic=True)
+    assert want_changes and want_dead  # the scenario exercises both paths
+    worker.start()
+    send(settings, events, single_topic=True)
+
+    changes = json_values(read_topic(settings.bootstrap, settings.topic_segment_changes,
+                                     lambda rs: len(rs) >= len(want_changes), what="segment changes"))
+    assert sorted(map(comparable, changes)) == sorted(map(comparable, want_changes)), worker.log()[-3000:]
+    dead = json_values(read_topic(settings.bootstrap, settings.topic_dead_letter,
+                                  lambda rs: len(rs) >= len(want_dead), what="dead letters"))
+    assert sorted(d["reason"] for d in dead) == sorted(want_dead)
+    malformed = [e for e in events if e.kind == "malformed"]
+    assert sorted(d["reason"] for d in dead if d["reason"] != "late") == sorted(e.expected_rejection for e in malformed)
+    states = changelog_states(settings, lambda s: len(s) >= len(want_states)
+                              and all(s[c].watermark_ms == want_states[c].watermark_ms for c in want_states))
+    assert_states_equal(states, want_states)
+    assert worker.proc.poll() is None, "the worker must survive bad input"
+
+
+def test_events_on_their_own_topics_give_the_batch_state(worker_env):
+    settings, worker = worker_env
+    events = generated(seed=12, share_duplicates=0.05, share_out_of_order=0.05)
+    want_states, _, _ = expected_outputs(settings, events, single_topic=False)
+    worker.start()
+    send(settings, events, single_topic=False)
+    states = changelog_states(settings, lambda s: len(s) >= len(want_states)
+                              and all(s[c].recent_ids == want_states[c].recent_ids for c in want_states))
+    assert_states_equal(states, want_states)
+
+
+@pytest.mark.parametrize("keep_data_dir", [True, False], ids=["same-data-dir", "data-dir-wiped"])
+def test_restart_recovers_the_same_state(worker_env, keep_data_dir):
+    settings, worker = worker_env
+    events = generated(seed=13, limit=3000)
+    first, second = events[:1500], events[1500:]
+    worker.start()
+    send(settings, first, single_topic=True)
+    want_first, _, _ = expected_outputs(settings, first, single_topic=True)
+    changelog_states(settings, lambda s: all(c in s and s[c].watermark_ms == w.watermark_ms
+                                             for c, w in want_first.items()))
+    worker.stop()
+    if not keep_data_dir:
+        shutil.rmtree(settings.data_dir)
+    worker.start()
+    send(settings, second, single_topic=True)
+    want_states, want_changes, _ = expected_outputs(settings, events, single_topic=True)
+    states = changelog_states(settings, lambda s: len(s) >= len(want_states)
+                              and all(s[c].recent_ids == want_states[c].recent_ids for c in want_states))
+    assert_states_equal(states, want_states)
+    changes = json_values(read_topic(settings.bootstrap, settings.topic_segment_changes,
+                                     lambda rs: len(rs) >= len(want_changes), what="segment changes"))
+    assert sorted(map(comparable, changes)) == sorted(map(comparable, want_changes))
