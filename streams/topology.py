@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 import faust
 from kafka.partitioner.default import murmur2
 
+from .kafka.broker import faust_settings_for
 from .metrics import PROCESSING_SECONDS, exposition, observe
 from .pipeline import DEAD_LETTER, REKEY, SEGMENT_CHANGES, Pipeline, Record
 from .settings import Settings
@@ -110,18 +111,8 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     return Topology(app, settings, pipeline, table, outputs)
 
 
-def faust_overrides(settings: Settings) -> dict:
-    """Settings a test broker needs (see README, Brokers, and shared broker notes)."""
-    if settings.broker_kind == "tansu":
-        # tansu answers wrong end offsets after multi-record batches, which breaks
-        # changelog recovery; one record per batch keeps recovery exact.
-        return {"producer_max_batch_size": 1}
-    return {}
-
-
 def create_app(settings: Settings) -> faust.App:
-    app = faust.App(
-        settings.app_id,
+    conf = dict(
         broker=settings.broker,
         store=settings.store,
         datadir=settings.data_dir,
@@ -130,9 +121,9 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 10),
         web_bind=settings.web_host,
         web_port=settings.web_port,
-        web_in_thread=False,
         consumer_auto_offset_reset="earliest",
-        topic_allow_declare=True,
-        **faust_overrides(settings),
     )
-    return app
+    # Workarounds a test broker needs (e.g. one record per batch on tansu): see streams/kafka/broker.py.
+    kind = "external" if settings.broker_kind == "kafka" else settings.broker_kind
+    conf.update(faust_settings_for(kind, session_timeout=settings.session_timeout_s))
+    return faust.App(settings.app_id, **conf)
