@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .app import app, settings
+import click
 from faust.cli import option
 
 from .settings import settings_table
@@ -19,11 +20,55 @@ async def show_settings(self) -> None:
     option("--partitions", type=int, default=4, help="Partitions of the demo topics."),
     option("--duration", type=float, default=None, help="Stop after this many seconds (default: Ctrl-C)."),
     option("--seed", type=int, default=7, help="Generator seed (same seed, same customers)."),
+    option("--fit-after", type=float, default=30.0,
+           help="Fit and publish BG/NBD + Gamma-Gamma parameters after this many seconds (0: never)."),
 )
-async def demo(self, customers: int, rate: float, partitions: int, duration, seed: int) -> None:
+async def demo(self, customers: int, rate: float, partitions: int, duration, seed: int, fit_after: float) -> None:
     """Run the engine end to end on an embedded broker with generated traffic."""
     from .demo import run
 
     # The demo owns this process: run it in the foreground so Ctrl-C reaches it.
     run(customers=customers, rate=rate, partitions=partitions, duration=duration, seed=seed,
-        web_port=settings.web_port)
+        web_port=settings.web_port, fit_after=fit_after or None)
+
+
+def state_changelog_topic(app_id: str) -> str:
+    from .topology import STATE_TABLE
+
+    return f"{app_id}-{STATE_TABLE}-changelog"
+
+
+def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print):
+    """Fit the models from the customer states in the changelog; optionally publish the parameters."""
+    import json
+
+    from .core import codec
+    from .core.prediction import fit_from_states
+    from .kafka.produce import producer
+    from .kafka.read import latest_values
+
+    blobs = latest_values(settings.bootstrap, state_changelog_topic(settings.app_id))
+    states = [codec.decode(v) for v in blobs.values() if v is not None]
+    out(f"read {len(states)} customer states from {state_changelog_topic(settings.app_id)}")
+    fitted = fit_from_states(states, time_unit, version)
+    out(fitted.report())
+    if publish:
+        prod = producer(settings.bootstrap)
+        prod.send(settings.topic_model_parameters, key=b"current",
+                  value=json.dumps(fitted.parameters.to_dict()).encode())
+        prod.flush()
+        prod.close()
+        out(f"published {fitted.parameters.version} to {settings.topic_model_parameters}")
+    return fitted
+
+
+@app.command(
+    option("--time-unit", type=click.Choice(["days", "weeks"]), default=None,
+           help="Time unit of the parameters (default CLV_MODEL_TIME_UNIT)."),
+    option("--version", "param_version", type=str, default=None,
+           help="Parameter version label (default: calibration end date and customer count)."),
+    option("--publish/--dry-run", default=True, help="Publish to the model-parameters topic (default) or only print."),
+)
+async def fit(self, time_unit, param_version, publish: bool) -> None:
+    """Fit BG/NBD + Gamma-Gamma on the engine's customer states and publish the parameters."""
+    fit_and_publish(settings, time_unit or settings.model_time_unit, param_version, publish)

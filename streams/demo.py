@@ -35,7 +35,8 @@ def topic_specs(settings: Settings) -> list:
     p = settings.partitions
     return [TopicSpec(settings.topic_orders, p), TopicSpec(settings.topic_interactions, p),
             TopicSpec(settings.topic_customers, p), TopicSpec(rekey_topic_name(settings), p),
-            TopicSpec(settings.topic_segment_changes, p), TopicSpec(settings.topic_dead_letter, p)]
+            TopicSpec(settings.topic_segment_changes, p), TopicSpec(settings.topic_dead_letter, p),
+            TopicSpec(settings.topic_model_parameters, 1, config={"cleanup.policy": "compact"})]
 
 
 def start_worker(settings: Settings, log_path: Path, extra_env: Optional[dict] = None) -> subprocess.Popen:
@@ -70,7 +71,7 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
 
 
 def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duration: Optional[float] = None,
-        seed: int = 7, web_port: int = 6066, out=sys.stdout) -> dict:
+        seed: int = 7, web_port: int = 6066, fit_after: Optional[float] = 30.0, out=sys.stdout) -> dict:
     # kafka-python logs every refused connection while the broker starts: keep the screen for the changes.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     workdir = Path(tempfile.mkdtemp(prefix="clvstream-demo-"))
@@ -98,6 +99,10 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
                                   kwargs={"on_sent": lambda ev: stats.update(["sent"])})
         feeder.start()
         print(f"generator {customers} customers at {rate:.0f} events/s; Ctrl-C to stop", file=out)
+        if fit_after:
+            threading.Timer(fit_after, _fit_in_background, (settings, stop, out)).start()
+            print(f"model     BG/NBD + Gamma-Gamma fitted from the live state after {fit_after:.0f} s; "
+                  f"until then CLV is the formula", file=out)
         _tail(broker.bootstrap, settings, stats, stop, duration, worker, out)
     except KeyboardInterrupt:
         print("\nstopping...", file=out)
@@ -109,6 +114,18 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
     print(f"stopped: {stats['sent']} events sent, {stats['changes']} segment changes, "
           f"{stats['dead_letters']} dead letters", file=out)
     return dict(stats)
+
+
+def _fit_in_background(settings: Settings, stop: threading.Event, out) -> None:
+    if stop.is_set():
+        return
+    from .commands import fit_and_publish
+
+    try:
+        fit_and_publish(settings, settings.model_time_unit, None, True,
+                        out=lambda line: print(f"model     {line}", file=out))
+    except Exception as exc:  # the demo goes on with the formula CLV
+        print(f"model     fit failed: {exc}", file=out)
 
 
 def _tail(bootstrap, settings, stats, stop, duration, worker, out) -> None:
@@ -130,9 +147,11 @@ def _tail(bootstrap, settings, stats, stop, duration, worker, out) -> None:
                     population[doc["previous_segment"]] -= 1
                 population[doc["segment"]] += 1
                 clv = doc["clv"]
+                value = (f"predicted {clv['predicted']:>8.2f} P(alive) {clv['p_alive']:.2f}"
+                         if clv.get("predicted") is not None else f"formula   {clv['formula']:>8.2f}")
                 print(f"{doc['event_time'][:10]}  {doc['customer_id']:>12}  "
                       f"{SHORT.get(doc['previous_segment'], '-'):>5} -> {SHORT[doc['segment']]:<5}  "
-                      f"CLV {clv['formula']:>9.2f}  {doc['reason']}", file=out)
+                      f"{value}  {doc['reason']}", file=out)
             now = time.monotonic()
             if now - last_summary >= 5:
                 last_summary = now

@@ -2,7 +2,7 @@
 segment); customer ids never become labels."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -15,6 +15,9 @@ SEGMENT_TRANSITIONS = Counter("clvstream_segment_transitions_total", "Segment ch
 PROCESSING_SECONDS = Histogram("clvstream_processing_seconds", "Time to handle one input record",
                                buckets=(0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
                                registry=REGISTRY)
+
+MODEL_INFO = Gauge("clvstream_model_parameters_info", "Version of the BG/NBD + Gamma-Gamma parameters in use (1)",
+                   ["version"], registry=REGISTRY)
 
 
 def observe(result) -> None:

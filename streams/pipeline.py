@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from .core import codec
-from .core.engine import EngineConfig, Scorer, process, review
-from .core.segments import next_review_ms
+from .core.engine import EngineConfig, Scorer, process, review, review_time_ms
 from .core.state import APPLIED, LATE, CustomerState
 from .core.validation import EdgeRules, Rejection, decode
 
@@ -70,6 +69,12 @@ class Pipeline:
         self.clock = clock  # wall clock for the dead-letter timestamp only (operational, not state)
         self.stream_time: Dict[int, int] = {}
         self.reviews: Dict[int, List[Tuple[int, str]]] = {}
+        self.needs_rebuild = True  # review heaps must be (re)built from the table
+
+    def set_scorer(self, scorer: Optional[Scorer]) -> None:
+        """Switch model parameters; review times depend on them, so rebuild the heaps."""
+        self.scorer = scorer
+        self.needs_rebuild = True
 
     # -- records -----------------------------------------------------------
     def handle(self, record: Record, load: Callable[[bytes], Optional[bytes]]) -> Result:
@@ -130,7 +135,7 @@ class Pipeline:
             if blob is None:
                 continue
             state = codec.decode(blob)
-            if next_review_ms(state, self.cfg.policy) != at_ms:
+            if review_time_ms(state, self.cfg, self.scorer) != at_ms:
                 continue  # superseded by a later event of this customer
             outcome = review(state, self.cfg, at_ms, self.scorer, self.replay)
             result.writes[key] = codec.encode(state)
@@ -141,6 +146,7 @@ class Pipeline:
     def rebuild(self, partition_of: Callable[[bytes], int], items: Iterable[Tuple[bytes, bytes]],
                 partitions: Iterable[int]) -> int:
         """Recreate the review heaps of ``partitions`` from (key, state) pairs; return the count."""
+        self.needs_rebuild = False
         wanted = set(partitions)
         for p in wanted:
             self.reviews[p] = []
@@ -151,7 +157,7 @@ class Pipeline:
             if p not in wanted:
                 continue
             state = codec.decode(blob)
-            at = next_review_ms(state, self.cfg.policy)
+            at = review_time_ms(state, self.cfg, self.scorer)
             if at is not None:
                 self.reviews[p].append((at, state.customer_id))
                 count += 1

@@ -11,6 +11,7 @@ from typing import Mapping, Optional
 from .core.clv import FormulaConfig
 from .core.engine import EngineConfig
 from .core.events import DAY_MS
+from .core.prediction import PredictionConfig
 from .core.segments import MatrixPolicy
 from .core.validation import EdgeRules
 
@@ -44,6 +45,7 @@ class Settings:
     topic_customers: str = _env("CLV_TOPIC_CUSTOMERS", "clv.customers", doc="Signups and profile updates.")
     topic_segment_changes: str = _env("CLV_TOPIC_SEGMENT_CHANGES", "clv.segment-changes", doc="Output: segment changes for campaign engines.")
     topic_dead_letter: str = _env("CLV_TOPIC_DEAD_LETTER", "clv.dead-letter", doc="Output: rejected input with the reason.")
+    topic_model_parameters: str = _env("CLV_TOPIC_MODEL_PARAMETERS", "clv.model-parameters", doc="Compacted topic of fitted BG/NBD + Gamma-Gamma parameters; every worker follows it.")
     replay: bool = _env("CLV_REPLAY", False, _bool, doc="Mark produced segment changes as `replay: true` (set while rebuilding from history).")
     # Edge rules
     currencies: str = _env("CLV_CURRENCIES", "EUR", doc="Comma-separated accepted currencies; others are dead-lettered (no FX conversion in the engine).")
@@ -57,6 +59,13 @@ class Settings:
     clv_prior_weight: float = _env("CLV_PRIOR_WEIGHT_YEARS", 1.0, float, doc="How many years of observation the prior counts for.")
     clv_default_order_value: float = _env("CLV_DEFAULT_ORDER_VALUE", 25.0, float, doc="Value per order for customers without orders.")
     clv_default_acquisition_cost: float = _env("CLV_DEFAULT_ACQUISITION_COST", 0.0, float, doc="Used when a customer has no signup event with a cost.")
+    # Predicted / potential CLV (BG/NBD + Gamma-Gamma)
+    model_params_file: str = _env("CLV_MODEL_PARAMS_FILE", "", doc="Pin model parameters from a JSON file instead of following the topic (deterministic replays).")
+    model_time_unit: str = _env("CLV_MODEL_TIME_UNIT", "weeks", doc="Time unit of fitted parameters: days or weeks (scoring uses the unit stored with the parameters).")
+    horizon_days: float = _env("CLV_HORIZON_DAYS", 365.0, float, doc="Horizon of predicted and potential CLV.")
+    horizon_steps: int = _env("CLV_HORIZON_STEPS", 12, int, doc="Discounting periods within the horizon.")
+    discount_rate: float = _env("CLV_DISCOUNT_RATE", 0.10, float, doc="Annual discount rate of predicted CLV.")
+    at_risk_p_alive: float = _env("CLV_AT_RISK_P_ALIVE", 0.5, float, doc="A customer whose P(alive) falls below this is at risk of churn (low loyalty).")
     # Value x loyalty matrix
     value_metric: str = _env("CLV_VALUE_METRIC", "formula", doc="CLV figure for the value axis: formula, predicted, historical_margin, historical_revenue.")
     high_value_threshold: float = _env("CLV_HIGH_VALUE_THRESHOLD", 500.0, float, doc="High value at or above this CLV.")
@@ -78,6 +87,9 @@ class Settings:
                     raise ValueError(f"{name}={env[name]!r}: {exc}") from None
         settings = cls(**values)
         settings.engine_config()  # fail at start-up, not on the first event
+        settings.prediction_config()
+        if settings.model_time_unit not in ("days", "weeks"):
+            raise ValueError(f"CLV_MODEL_TIME_UNIT must be days or weeks, not {settings.model_time_unit!r}")
         return settings
 
     @property
@@ -103,7 +115,12 @@ class Settings:
             policy=MatrixPolicy(value_metric=self.value_metric, high_value_threshold=self.high_value_threshold,
                                 loyalty_min_orders_365d=self.loyalty_min_orders,
                                 loyalty_max_recency_days=self.loyalty_max_recency_days,
-                                loyalty_min_last_nps=self.loyalty_min_last_nps, hysteresis=self.hysteresis))
+                                loyalty_min_last_nps=self.loyalty_min_last_nps, hysteresis=self.hysteresis,
+                                at_risk_p_alive=self.at_risk_p_alive))
+
+    def prediction_config(self) -> PredictionConfig:
+        return PredictionConfig(horizon_days=self.horizon_days, steps=self.horizon_steps,
+                                annual_discount_rate=self.discount_rate, basis=self.clv_basis)
 
     def with_env(self) -> dict:
         """The env vars that reproduce these settings (for child processes)."""

@@ -6,15 +6,19 @@ records in, ``Pipeline.handle`` decides, writes and sends go out.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timezone
 
 import faust
 from kafka.partitioner.default import murmur2
 
 from .kafka.broker import faust_settings_for
-from .metrics import PROCESSING_SECONDS, exposition, observe
+from .core.prediction import ModelScorer
+from .metrics import MODEL_INFO, PROCESSING_SECONDS, exposition, observe
+from .models.params import ModelParameters
 from .pipeline import DEAD_LETTER, REKEY, SEGMENT_CHANGES, Pipeline, Record
 from .settings import Settings
 
@@ -67,11 +71,9 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
                REKEY: _raw_topic(app, settings, rekey_topic_name(settings))}
     table = app.Table(STATE_TABLE, default=None, partitions=settings.partitions,
                       key_type=bytes, value_type=bytes)
-    generation = {"assigned": 0, "built": -1}
-
     @app.on_partitions_assigned.connect
     async def _on_assigned(sender, assigned, **kwargs):  # noqa: ANN001 - Faust signal signature
-        generation["assigned"] += 1
+        pipeline.needs_rebuild = True
 
     def partition_of(key: bytes) -> int:
         # The Java/kafka-python default partitioner: where a producer keyed by customer id puts it.
@@ -80,8 +82,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     @app.agent(source, name="customer-events")
     async def customer_events(stream):
         async for event in stream.events():
-            if generation["built"] != generation["assigned"]:
-                generation["built"] = generation["assigned"]
+            if pipeline.needs_rebuild:
                 mine = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic in inputs}
                 pipeline.rebuild(partition_of, table.items(), mine)
             m = event.message
@@ -100,15 +101,50 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             PROCESSING_SECONDS.observe(time.perf_counter() - started)
             observe(result)
 
+    parameters_topic = app.topic(settings.topic_model_parameters, partitions=1, compacting=True,
+                                 key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    @app.task
+    async def follow_model_parameters():
+        """Every worker reads the whole parameters topic (no consumer group) and scores with the latest."""
+        if settings.model_params_file:
+            use_parameters(pipeline, Path(settings.model_params_file).read_bytes(), settings, app.log)
+            return
+        await parameters_topic.maybe_declare()
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(settings.topic_model_parameters, 0)])
+            async for msg in consumer:
+                use_parameters(pipeline, msg.value, settings, app.log)
+        finally:
+            await consumer.stop()
+
     @app.page("/metrics")
     async def metrics(web, request):
-        return web.bytes(exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+        return web.bytes(exposition(), content_type="text/plain; version=0.0.4")  # aiohttp adds the charset
 
     @app.page("/health")
     async def health(web, request):
         return web.json({"status": "ok"})
 
     return Topology(app, settings, pipeline, table, outputs)
+
+
+def use_parameters(pipeline: Pipeline, blob: bytes, settings: Settings, log) -> None:
+    """Install published model parameters; a bad record is logged and the current scorer kept."""
+    try:
+        params = ModelParameters.from_dict(json.loads(blob))
+        pipeline.set_scorer(ModelScorer(params, settings.prediction_config()))
+    except (ValueError, KeyError, TypeError) as exc:
+        log.error("ignoring invalid model parameters: %s", exc)
+        return
+    MODEL_INFO.clear()
+    MODEL_INFO.labels(params.version).set(1)
+    log.info("scoring with model parameters %s", params.version)
 
 
 def create_app(settings: Settings) -> faust.App:

@@ -12,12 +12,21 @@ from typing import Callable, Optional, Tuple
 
 from .clv import ClvFigures, FormulaConfig, formula_clv
 from .events import DAY_MS, Event
-from .segments import MatrixPolicy, assess, next_review_ms
+from .segments import HV_HL, LV_HL, MatrixPolicy, assess, next_review_ms
 from .state import APPLIED, CustomerState, apply
 from .validation import format_time_ms
 
-# A model scorer adds predicted/potential CLV to the formula figures (BG/NBD + Gamma-Gamma).
+# A model scorer adds predicted/potential CLV to the formula figures (BG/NBD + Gamma-Gamma);
+# see ``prediction.ModelScorer``, which also knows when P(alive) crosses a threshold.
 Scorer = Callable[[CustomerState, ClvFigures, int], ClvFigures]
+
+
+def review_time_ms(state: CustomerState, cfg: "EngineConfig", scorer: Optional[Scorer] = None) -> Optional[int]:
+    """When to look at a silent customer again (loyalty lapse or P(alive) crossing)."""
+    crossing = None
+    if scorer is not None and hasattr(scorer, "p_alive_crossing_ms") and state.segment in (HV_HL, LV_HL):
+        crossing = scorer.p_alive_crossing_ms(state, cfg.policy.at_risk_p_alive)
+    return next_review_ms(state, cfg.policy, crossing)
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ def review(state: CustomerState, cfg: EngineConfig, as_of_ms: int, scorer: Optio
 def _reassess(state: CustomerState, cfg: EngineConfig, as_of_ms: int, cause: dict,
               scorer: Optional[Scorer], replay: bool):
     clv = score(state, cfg, as_of_ms, scorer)
+    state.scored_by = clv.model
     verdict = assess(state, clv, cfg.policy, as_of_ms)
     change = None
     if verdict.segment != state.segment:
@@ -84,7 +94,7 @@ def _reassess(state: CustomerState, cfg: EngineConfig, as_of_ms: int, cause: dic
             "clv": clv.to_dict(cfg.formula.currency),
             "event_time": format_time_ms(as_of_ms), "cause": cause, "replay": replay,
         }
-    return change, next_review_ms(state, cfg.policy)
+    return change, review_time_ms(state, cfg, scorer)
 
 
 def replace_policy(cfg: EngineConfig, **changes) -> EngineConfig:

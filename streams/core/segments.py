@@ -1,7 +1,10 @@
 """Value x loyalty matrix (seed 000): four segments, each with a service level.
 
 Value: a CLV figure against a threshold. Loyalty: repeat buying in the last year,
-a recent order, and not a detractor on the last NPS answer (0-6). A segment
+a recent order, not a detractor on the last NPS answer (0-6) and, once a BG/NBD
+model is fitted, probably still alive (P(alive) at or above a threshold): a
+high-value customer drifting below it lands in High Value / Low Loyalty, the
+seed's "large potential but at risk of churn". A segment
 change names the dimension(s) that flipped and the figures behind them, so a
 campaign engine (and a person) can see why the customer moved.
 
@@ -46,12 +49,15 @@ class MatrixPolicy:
     loyalty_min_orders_365d: int = 2
     loyalty_max_recency_days: int = 120
     loyalty_min_last_nps: int = 7  # a last NPS below this (a detractor) means low loyalty
+    at_risk_p_alive: float = 0.5  # P(alive) below this means at risk of churn: low loyalty
     hysteresis: float = 0.1
     service_levels: Dict[str, dict] = field(default_factory=lambda: dict(DEFAULT_SERVICE_LEVELS))
 
     def __post_init__(self):
         if self.value_metric not in ("formula", "predicted", "historical_margin", "historical_revenue"):
             raise ValueError(f"unknown value metric {self.value_metric!r}")
+        if not 0 < self.at_risk_p_alive < 1:
+            raise ValueError("at_risk_p_alive must be in (0, 1)")
         if not 0 <= self.hysteresis < 1:
             raise ValueError("hysteresis must be in [0, 1)")
         missing = set(SEGMENTS) - set(self.service_levels)
@@ -90,6 +96,7 @@ def assess(state: CustomerState, clv: ClvFigures, policy: MatrixPolicy, as_of_ms
         "repeat_buying": orders_365 >= min_orders,
         "recent_order": recency is not None and recency <= max_recency,
         "not_detractor": not detractor,
+        "probably_alive": clv.p_alive is None or clv.p_alive >= policy.at_risk_p_alive,
     }
     high_loyalty = all(loyal_checks.values())
     segment = (HV_HL if high_loyalty else HV_LL) if high_value else (LV_HL if high_loyalty else LV_LL)
@@ -98,7 +105,8 @@ def assess(state: CustomerState, clv: ClvFigures, policy: MatrixPolicy, as_of_ms
                 "high_value_threshold": policy.high_value_threshold,
                 "orders_365d": orders_365,
                 "days_since_last_order": None if recency is None else round(recency, 1),
-                "last_nps": state.last_nps}
+                "last_nps": state.last_nps,
+                "p_alive": None if clv.p_alive is None else round(clv.p_alive, 4)}
     reasons = []
     if was is None:
         reasons.append("first assessment")
@@ -114,16 +122,20 @@ def assess(state: CustomerState, clv: ClvFigures, policy: MatrixPolicy, as_of_ms
             detail = {"repeat_buying": f"{orders_365} orders in 365 days < {min_orders}",
                       "recent_order": ("no order yet" if recency is None
                                        else f"last order {recency:.0f} days ago > {max_recency:.0f}"),
-                      "not_detractor": f"last NPS {state.last_nps} < {policy.loyalty_min_last_nps}"}
+                      "not_detractor": f"last NPS {state.last_nps} < {policy.loyalty_min_last_nps}",
+                      "probably_alive": (f"at risk of churn: P(alive) {clv.p_alive or 0:.3f} < "
+                                         f"{policy.at_risk_p_alive:.3f}")}
             reasons.append("loyalty low: " + ", ".join(detail[k] for k in failed))
     return Assessment(segment, "; ".join(reasons), criteria)
 
 
-def next_review_ms(state: CustomerState, policy: MatrixPolicy) -> Optional[int]:
+def next_review_ms(state: CustomerState, policy: MatrixPolicy,
+                   p_alive_crossing_ms: Optional[int] = None) -> Optional[int]:
     """Earliest event time at which a silent customer's loyalty lapses, if it is high now.
 
     Lets the shell re-assess customers when the stream's event time passes this
-    moment instead of rescoring everyone on a timer.
+    moment instead of rescoring everyone on a timer. ``p_alive_crossing_ms`` is
+    when P(alive) falls below the at-risk threshold (closed form, from the model).
     """
     if state.segment not in (HV_HL, LV_HL) or state.last_order_ms is None:
         return None
@@ -132,5 +144,5 @@ def next_review_ms(state: CustomerState, policy: MatrixPolicy) -> Optional[int]:
     order_days = sorted((d for d, (n, _) in state.days.items() for _ in range(n)), reverse=True)
     k = policy.loyalty_min_orders_365d
     lapse_window = (order_days[k - 1] + 365) * DAY_MS if len(order_days) >= k else None
-    candidates = [t for t in (lapse_recency, lapse_window) if t is not None]
+    candidates = [t for t in (lapse_recency, lapse_window, p_alive_crossing_ms) if t is not None]
     return min(candidates) if candidates else None

@@ -83,6 +83,7 @@ class CustomerState:
     segment: Optional[str] = None
     segment_since_ms: Optional[int] = None
     sequence: int = 0
+    scored_by: Optional[str] = None  # which model (parameter version) produced the last CLV figures
 
     # -- derived figures -------------------------------------------------
     @property
@@ -116,7 +117,8 @@ class CustomerState:
         from dataclasses import asdict
 
         view = asdict(self)
-        for k in ("recent_ids", "source_watermarks", "positions", "segment", "segment_since_ms", "sequence"):
+        for k in ("recent_ids", "source_watermarks", "positions", "segment", "segment_since_ms", "sequence",
+                  "scored_by"):
             view.pop(k)
         return view
 

@@ -116,11 +116,43 @@ def _alive_expectation(r: float, alpha: float, a: float, b: float,
     z = t / (alpha + T + t)
     f = float(hyp2f1(a + b - 1.0 - r, am1, c, z))
     log_kept = am1 * log1mz
+    if not math.isfinite(f):
+        return _alive_expectation_by_quadrature(r, alpha, a, b, t, x, T)
     if f > 0.0:
         bracket = -math.expm1(log_kept + math.log(f))
     else:  # only reachable in exotic corners (a + b < 1 with x = 0)
         bracket = 1.0 - math.exp(log_kept) * f
-    return c / am1 * bracket
+    value = c / am1 * bracket
+    return value if math.isfinite(value) else _alive_expectation_by_quadrature(r, alpha, a, b, t, x, T)
+
+
+def _alive_expectation_by_quadrature(r: float, alpha: float, a: float, b: float,
+                                     t: float, x: float, T: float) -> float:
+    """The same expectation as a 1-D integral over the dropout probability.
+
+    Given alive at T, lambda ~ Gamma(r+x, alpha+T) and p ~ Beta(a, b+x); an
+    alive customer buys (1 - exp(-lambda p t)) / p times in expectation, and the
+    lambda-expectation of that is closed form, leaving
+
+        E_p[(1 - (1 + p t / (alpha+T))^-(r+x)) / p].
+
+    Used when 2F1 overflows: very large a and b (a population whose dropout
+    probability barely varies, which a fit on a short history can produce).
+    Slower (a quad call) but finite.
+    """
+    from scipy import integrate, stats
+
+    dist = stats.beta(a, b + x)
+    scale = t / (alpha + T)
+
+    def integrand(p: float) -> float:
+        if p <= 0.0:
+            return (r + x) * scale  # the limit p -> 0
+        return -math.expm1(-(r + x) * math.log1p(p * scale)) / p * dist.pdf(p)
+
+    lo, hi = dist.ppf(1e-12), dist.ppf(1 - 1e-12)
+    value, _ = integrate.quad(integrand, lo, hi, points=[dist.mean()], limit=200)
+    return value
 
 
 def expected_purchases_if_alive(params: BgNbdParams, t: float, x: float, T: float) -> float:
@@ -165,10 +197,11 @@ def expected_purchases_if_alive_curve(params: BgNbdParams, times: Sequence[float
     for t, u, f in zip(times, ratios, fs):
         if t <= 0.0:
             curve.append(0.0)
-        elif f > 0.0:
-            curve.append(-scale * math.expm1(math.log(f) - am1 * math.log1p(u)))
-        else:
-            curve.append(_alive_expectation(r, alpha, a, b, t, x, T))
+            continue
+        value = (-scale * math.expm1(math.log(f) - am1 * math.log1p(u))
+                 if 0.0 < f < math.inf else math.nan)
+        # overflow or a non-positive series value: the scalar path knows the fallbacks
+        curve.append(value if math.isfinite(value) else _alive_expectation(r, alpha, a, b, t, x, T))
     return curve
 
 

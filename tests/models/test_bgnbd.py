@@ -280,3 +280,20 @@ def test_validate_rfm_rejects_inconsistent_rows():
     for x, t_x, T in [([1], [6], [5]), ([-1], [0], [5]), ([0], [1], [5]), ([1], [float("nan")], [5])]:
         with pytest.raises(ValueError):
             bgnbd.validate_rfm(x, t_x, T)
+
+
+def test_huge_a_and_b_stay_finite_and_match_the_integral():
+    """A fit on a short history can send a and b to 1e5 (dropout barely varies);
+    2F1 then overflows and the quadrature fallback must take over."""
+    from streams.models.bgnbd import _alive_expectation_by_quadrature, expected_purchases_if_alive_curve
+
+    huge = BgNbdParams(0.50217, 4.59075, 53214.03658, 320458.41147)
+    curve = expected_purchases_if_alive_curve(huge, [13.0, 26.0, 52.0], 2, 8.0)
+    assert all(math.isfinite(v) and v > 0 for v in curve)
+    assert curve == sorted(curve)
+    # with moderate a, b the closed form and the integral agree
+    moderate = BgNbdParams(0.5, 4.6, 530.0, 3204.0)
+    closed = expected_purchases_if_alive_curve(moderate, [52.0], 2, 8.0)[0]
+    assert closed == pytest.approx(_alive_expectation_by_quadrature(0.5, 4.6, 530.0, 3204.0, 52.0, 2, 8.0), rel=1e-9)
+    # huge a, b behave like the moderate population with the same mean dropout
+    assert curve[-1] == pytest.approx(closed, rel=0.01)

@@ -1,0 +1,85 @@
+"""Predicted CLV live: fit from the worker's own state, publish, and the running
+worker scores with the new parameters (no restart); silent customers drift to
+"at risk" on event time."""
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+from kafka.partitioner.default import murmur2
+
+from streams.commands import fit_and_publish
+from streams.core import codec
+from streams.core.prediction import ModelScorer
+from streams.generator import EventGenerator, GeneratorConfig
+from streams.kafka.produce import encode_value
+from streams.pipeline import Pipeline, Record
+from streams.topology import source_codes
+from tests.integration.harness import Worker, changelog_states, make_settings, read_topic, json_values
+from tests.integration.test_worker import comparable, send
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for_metric(port: int, needle: str, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            if needle in body:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{needle!r} never appeared in /metrics")
+
+
+def test_worker_picks_up_parameters_and_scores_predicted_clv(kafka_bootstrap, broker_kind, unique_topic_prefix,
+                                                               tmp_path):
+    settings = make_settings(kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path / "state")
+    worker = Worker(settings, tmp_path).start()
+    try:
+        gen = EventGenerator(GeneratorConfig(seed=21, customers=200))
+        history = list(gen.events(until="2025-10-01T00:00:00Z"))
+        recent = list(gen.events(until="2026-06-01T00:00:00Z"))
+        pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), source_codes(settings))
+        store, want = {}, []
+        offsets = {}
+
+        def feed(events):
+            for ev in events:
+                key = ev.key.encode()
+                p = (murmur2(key) & 0x7FFFFFFF) % settings.partitions
+                offsets[p] = offsets.get(p, -1) + 1
+                r = pipeline.handle(Record(settings.topic_orders, p, offsets[p], key, encode_value(ev.value),
+                                           ev.event_time_ms), store.get)
+                store.update(r.writes)
+                want.extend(r.changes)
+
+        feed(history)
+        send(settings, history, single_topic=True)
+        changelog_states(settings, lambda s: len(s) >= len(store)
+                         and all(s[k.decode()].watermark_ms == codec.decode(v).watermark_ms for k, v in store.items()))
+
+        fitted = fit_and_publish(settings, "weeks", "it-1", True, out=lambda *_: None)
+        wait_for_metric(settings.web_port, 'clvstream_model_parameters_info{version="it-1"} 1.0')
+        pipeline.set_scorer(ModelScorer(fitted.parameters, settings.prediction_config()))
+        pipeline.rebuild(lambda k: (murmur2(k) & 0x7FFFFFFF) % settings.partitions, store.items(),
+                         range(settings.partitions))
+        feed(recent)
+        send(settings, recent, single_topic=True)
+
+        got = json_values(read_topic(settings.bootstrap, settings.topic_segment_changes,
+                                     lambda rs: len(rs) >= len(want), timeout=90, what="segment changes"))
+        assert sorted(map(comparable, got)) == sorted(map(comparable, want)), worker.log()[-2000:]
+        scored = [c for c in got if c["clv"]["model"] == "bgnbd-gg:it-1"]
+        assert scored and all(c["clv"]["predicted"] <= c["clv"]["potential"] + 0.01 for c in scored)
+        at_risk = [c for c in scored if c["cause"]["type"] == "review" and "at risk of churn" in c["reason"]]
+        assert at_risk, "some silent customer should drift below the P(alive) threshold on event time"
+        print(f"\n{len(got)} segment changes, {len(scored)} scored by BG/NBD+GG, "
+              f"{len(at_risk)} at-risk transitions fired by event time")
+    finally:
+        worker.stop()
