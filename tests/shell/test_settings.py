@@ -1,0 +1,36 @@
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Settings, settings_table
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_env_overrides_and_engine_config():
+    s = Settings.from_env({"CLV_PARTITIONS": "12", "CLV_BASIS": "revenue", "CLV_REPLAY": "yes",
+                           "CLV_BROKER": "kafka://a:1;kafka://b:2", "CLV_LATENESS_DAYS": "2"})
+    assert s.partitions == 12 and s.replay is True and s.bootstrap == "a:1,b:2"
+    cfg = s.engine_config()
+    assert cfg.formula.basis == "revenue" and cfg.lateness_ms == 2 * 86_400_000
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"CLV_PARTITIONS": "many"}, "CLV_PARTITIONS"),
+    ({"CLV_BASIS": "profit"}, "basis"),
+    ({"CLV_HYSTERESIS": "1.5"}, "hysteresis"),
+    ({"CLV_LATENESS_DAYS": "400"}, "lateness"),
+    ({"CLV_MODEL_TIME_UNIT": "months"}, "CLV_MODEL_TIME_UNIT"),
+])
+def test_bad_settings_fail_at_start_up(env, message):
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env(env)
+
+
+def test_readme_documents_every_setting():
+    assert settings_table() in README.read_text(), "README's configuration table is stale: paste `clvstream show-settings`"
+
+
+def test_child_env_round_trips():
+    s = Settings.from_env({"CLV_PARTITIONS": "3", "CLV_HIGH_VALUE_THRESHOLD": "750"})
+    assert Settings.from_env(s.with_env()) == s
