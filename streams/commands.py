@@ -72,3 +72,18 @@ def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print)
 async def fit(self, time_unit, param_version, publish: bool) -> None:
     """Fit BG/NBD + Gamma-Gamma on the engine's customer states and publish the parameters."""
     fit_and_publish(settings, time_unit or settings.model_time_unit, param_version, publish)
+
+
+@app.command(
+    option("--dry-run", is_flag=True, default=False, help="Only count what would be re-sent."),
+    option("--include-late", is_flag=True, default=False,
+           help="Also re-send events dead-lettered as late (they are then applied once)."),
+)
+async def redrive(self, dry_run: bool, include_late: bool) -> None:
+    """Re-validate dead letters with the current settings; re-send those that now pass."""
+    from .redrive import redrive as run_redrive
+
+    report = run_redrive(settings, dry_run=dry_run, include_late=include_late)
+    verb = "would re-send" if dry_run else "re-sent"
+    print(f"{verb}: {sum(report['resent'].values())} {report['resent']}")
+    print(f"still failing: {sum(report['still_failing'].values())} {report['still_failing']}")

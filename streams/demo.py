@@ -25,7 +25,7 @@ from .kafka.admin import TopicSpec, ensure_topics
 from .kafka.broker import EmbeddedBroker
 from .kafka.produce import producer, send_events
 from .settings import Settings
-from .topology import rekey_topic_name
+from .topology import redrive_topic_name, rekey_topic_name
 
 SHORT = {"High Value / High Loyalty": "HV/HL", "High Value / Low Loyalty": "HV/LL",
          "Low Value / High Loyalty": "LV/HL", "Low Value / Low Loyalty": "LV/LL"}
@@ -35,6 +35,7 @@ def topic_specs(settings: Settings) -> list:
     p = settings.partitions
     return [TopicSpec(settings.topic_orders, p), TopicSpec(settings.topic_interactions, p),
             TopicSpec(settings.topic_customers, p), TopicSpec(rekey_topic_name(settings), p),
+            TopicSpec(redrive_topic_name(settings), p),
             TopicSpec(settings.topic_segment_changes, p), TopicSpec(settings.topic_dead_letter, p),
             TopicSpec(settings.topic_model_parameters, 1, config={"cleanup.policy": "compact"})]
 

@@ -29,6 +29,12 @@ def rekey_topic_name(settings: Settings) -> str:
     return f"{settings.app_id}-rekey"
 
 
+def redrive_topic_name(settings: Settings) -> str:
+    """Where redriven dead letters go. A source of its own: its events are old by nature,
+    and lateness is measured per source, so they are not "late" against live traffic."""
+    return f"{settings.app_id}-redrive"
+
+
 @dataclass
 class Topology:
     app: faust.App
@@ -55,7 +61,8 @@ def source_codes(settings: Settings) -> dict:
     """
     codes = {}
     for name, code in ((settings.topic_orders, "o"), (settings.topic_interactions, "i"),
-                       (settings.topic_customers, "c"), (rekey_topic_name(settings), "r")):
+                       (settings.topic_customers, "c"), (rekey_topic_name(settings), "r"),
+                       (redrive_topic_name(settings), "d")):
         codes.setdefault(name, code)
     return codes
 

@@ -30,7 +30,7 @@ def make_settings(bootstrap: str, broker_kind: str, prefix: str, data_dir: Path,
                    data_dir=str(data_dir), partitions=partitions, session_timeout_s=3.0,
                    web_port=free_port(), topic_orders=f"{prefix}orders", topic_interactions=f"{prefix}interactions",
                    topic_customers=f"{prefix}customers", topic_segment_changes=f"{prefix}segment-changes",
-                   topic_dead_letter=f"{prefix}dead-letter")
+                   topic_dead_letter=f"{prefix}dead-letter", topic_model_parameters=f"{prefix}model-parameters")
 
 
 class Worker:
