@@ -80,6 +80,13 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
     stop = threading.Event()
     worker = None
     stats = Counter()
+
+    def _interrupt(signum, frame):  # Ctrl-C or kill: finish the loop, then clean up below
+        if not stop.is_set():
+            print("\nstopping...", file=out)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         settings = replace(Settings.from_env(), broker=f"kafka://{broker.bootstrap}", broker_kind="tansu",
                            data_dir=str(workdir / "state"), partitions=partitions, session_timeout_s=3.0,
@@ -105,13 +112,13 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
             print(f"model     BG/NBD + Gamma-Gamma fitted from the live state after {fit_after:.0f} s; "
                   f"until then CLV is the formula", file=out)
         _tail(broker.bootstrap, settings, stats, stop, duration, worker, out)
-    except KeyboardInterrupt:
-        print("\nstopping...", file=out)
     finally:
         stop.set()
         if worker is not None:
             stop_process(worker)
         broker.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(f"stopped: {stats['sent']} events sent, {stats['changes']} segment changes, "
           f"{stats['dead_letters']} dead letters", file=out)
     return dict(stats)
