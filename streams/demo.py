@@ -25,15 +25,19 @@ from .kafka.admin import TopicSpec, ensure_topics
 from .kafka.broker import EmbeddedBroker
 from .kafka.produce import producer, send_events
 from .settings import Settings
-from .topology import redrive_topic_name, rekey_topic_name
+from .topology import STATE_TABLE, redrive_topic_name, rekey_topic_name
 
 SHORT = {"High Value / High Loyalty": "HV/HL", "High Value / Low Loyalty": "HV/LL",
          "Low Value / High Loyalty": "LV/HL", "Low Value / Low Loyalty": "LV/LL"}
 
 
 def topic_specs(settings: Settings) -> list:
+    """Every topic the engine uses, internal ones included: brokers without CreateTopics
+    (the librdkafka mock) and locked-down clusters need them provisioned up front."""
     p = settings.partitions
-    return [TopicSpec(settings.topic_orders, p), TopicSpec(settings.topic_interactions, p),
+    return [TopicSpec(f"{settings.app_id}-{STATE_TABLE}-changelog", p, config={"cleanup.policy": "compact"}),
+            TopicSpec(f"{settings.app_id}-__assignor-__leader", 1),
+            TopicSpec(settings.topic_orders, p), TopicSpec(settings.topic_interactions, p),
             TopicSpec(settings.topic_customers, p), TopicSpec(rekey_topic_name(settings), p),
             TopicSpec(redrive_topic_name(settings), p),
             TopicSpec(settings.topic_segment_changes, p), TopicSpec(settings.topic_dead_letter, p),
@@ -43,7 +47,7 @@ def topic_specs(settings: Settings) -> list:
 def start_worker(settings: Settings, log_path: Path, extra_env: Optional[dict] = None) -> subprocess.Popen:
     env = {**os.environ, **settings.with_env(), **(extra_env or {})}
     log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "streams.app", "worker", "-l", "warn"],
+    return subprocess.Popen([sys.executable, "-m", "streams.app", "worker", "-l", os.environ.get("CLV_LOG_LEVEL", "warn")],
                             env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
                             start_new_session=True)
 

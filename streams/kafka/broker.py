@@ -177,6 +177,10 @@ def faust_settings_for(kind: str, *, session_timeout: float = 6.0) -> dict[str, 
     if kind == "tansu":
         # One record per producer batch keeps tansu's end offsets right.
         settings["producer_max_batch_size"] = 1
+    if not BROKER_TRAITS[kind].create_topics_api:
+        # Faust would send CreateTopics even for existing topics (its leader topic) and fail
+        # at start-up: every topic is provisioned beforehand (streams.demo.topic_specs).
+        settings["topic_allow_declare"] = False
     return settings
 
 

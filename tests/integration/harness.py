@@ -14,6 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 from streams.core import codec
 from streams.demo import start_worker, stop_process, topic_specs
 from streams.kafka.admin import ensure_topics
+from streams.kafka.broker import BROKER_TRAITS, kafka_python_config_for
 from streams.settings import Settings
 from streams.topology import STATE_TABLE
 
@@ -26,8 +27,10 @@ def free_port() -> int:
 
 def make_settings(bootstrap: str, broker_kind: str, prefix: str, data_dir: Path, partitions: int = 4) -> Settings:
     kind = "kafka" if broker_kind == "external" else broker_kind
+    # tansu holds JoinGroup for half the session timeout: keep it short; the mock needs >= 4 s.
+    session = BROKER_TRAITS[kind].min_session_timeout_s + 2 if kind in BROKER_TRAITS else 3.0
     return replace(Settings(), broker=f"kafka://{bootstrap}", broker_kind=kind, app_id=f"{prefix}app",
-                   data_dir=str(data_dir), partitions=partitions, session_timeout_s=3.0,
+                   data_dir=str(data_dir), partitions=partitions, session_timeout_s=session,
                    web_port=free_port(), topic_orders=f"{prefix}orders", topic_interactions=f"{prefix}interactions",
                    topic_customers=f"{prefix}customers", topic_segment_changes=f"{prefix}segment-changes",
                    topic_dead_letter=f"{prefix}dead-letter", topic_model_parameters=f"{prefix}model-parameters")
@@ -57,10 +60,15 @@ class Worker:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def client_config(settings: Settings) -> dict:
+    return kafka_python_config_for("external" if settings.broker_kind == "kafka" else settings.broker_kind)
+
+
 def read_topic(bootstrap: str, topic: str, until: Callable[[List], bool], timeout: float = 60.0,
-               what: str = "records") -> List:
+               what: str = "records", config: Optional[dict] = None) -> List:
     """All records of ``topic`` from the start, polling until ``until(records)`` or timeout."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=300)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=300,
+                             **(config or {}))
     deadline = time.monotonic() + timeout
     parts = None
     while not parts and time.monotonic() < deadline:  # the worker may not have created it yet
@@ -98,7 +106,7 @@ def changelog_states(settings: Settings, until: Callable[[Dict], bool], timeout:
             latest[r.key.decode()] = codec.decode(r.value)
         return until(latest)
 
-    read_topic(settings.bootstrap, topic, done, timeout, "customer states")
+    read_topic(settings.bootstrap, topic, done, timeout, "customer states", client_config(settings))
     return latest
 
 
