@@ -32,8 +32,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install --no-cache-dir -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# The project itself. Installed in place (-e): the engine loads the JSON Schema
-# contract from <source root>/schemas at run time, next to the streams package.
+# The project itself, installed in place (-e). The JSON Schema contract lives in
+# schemas/; streams/schemas is a link to it (a wheel install ships the files).
 COPY schemas ./schemas
 COPY streams ./streams
 RUN pip install --no-cache-dir --no-deps -e . \

@@ -18,7 +18,8 @@ from jsonschema import Draft202012Validator
 
 from .events import DAY_MS, CustomerProfile, Event, Interaction, Order, Refund
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+# streams/schemas links to the repository's schemas/ (the published contract) and is packaged with it.
+SCHEMA_DIR = Path(__file__).parent.parent / "schemas"
 INPUT_TYPES = ("order", "refund", "interaction", "customer")
 SUPPORTED_VERSIONS = (1,)
 _RANGE_CHECKS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
