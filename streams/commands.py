@@ -38,8 +38,12 @@ def state_changelog_topic(app_id: str) -> str:
     return f"{app_id}-{STATE_TABLE}-changelog"
 
 
-def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print):
-    """Fit the models from the customer states in the changelog; optionally publish the parameters."""
+def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print, force: bool = False):
+    """Fit the models from the customer states in the changelog; optionally publish the parameters.
+
+    A fit that did not converge (typically: too little history to see anyone drop out) is not
+    published unless forced: workers would score every customer with meaningless parameters.
+    """
     import json
 
     from .core import codec
@@ -52,6 +56,10 @@ def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print)
     out(f"read {len(states)} customer states from {state_changelog_topic(settings.app_id)}")
     fitted = fit_from_states(states, time_unit, version)
     out(fitted.report())
+    converged = fitted.bgnbd_fit.converged and fitted.gamma_gamma_fit.converged
+    if publish and not converged and not force:
+        out("not published: the fit did not converge (more history needed; --force publishes anyway)")
+        return None
     if publish:
         prod = producer(settings.bootstrap)
         prod.send(settings.topic_model_parameters, key=b"current",
@@ -68,10 +76,11 @@ def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print)
     option("--version", "param_version", type=str, default=None,
            help="Parameter version label (default: calibration end date and customer count)."),
     option("--publish/--dry-run", default=True, help="Publish to the model-parameters topic (default) or only print."),
+    option("--force", is_flag=True, default=False, help="Publish even if the fit did not converge."),
 )
-async def fit(self, time_unit, param_version, publish: bool) -> None:
+async def fit(self, time_unit, param_version, publish: bool, force: bool) -> None:
     """Fit BG/NBD + Gamma-Gamma on the engine's customer states and publish the parameters."""
-    fit_and_publish(settings, time_unit or settings.model_time_unit, param_version, publish)
+    fit_and_publish(settings, time_unit or settings.model_time_unit, param_version, publish, force=force)
 
 
 @app.command(

@@ -35,13 +35,15 @@ def topic_specs(settings: Settings) -> list:
     """Every topic the engine uses, internal ones included: brokers without CreateTopics
     (the librdkafka mock) and locked-down clusters need them provisioned up front."""
     p = settings.partitions
-    return [TopicSpec(f"{settings.app_id}-{STATE_TABLE}-changelog", p, config={"cleanup.policy": "compact"}),
+    specs = [TopicSpec(f"{settings.app_id}-{STATE_TABLE}-changelog", p, config={"cleanup.policy": "compact"}),
             TopicSpec(f"{settings.app_id}-__assignor-__leader", 1),
             TopicSpec(settings.topic_orders, p), TopicSpec(settings.topic_interactions, p),
             TopicSpec(settings.topic_customers, p), TopicSpec(rekey_topic_name(settings), p),
             TopicSpec(redrive_topic_name(settings), p),
             TopicSpec(settings.topic_segment_changes, p), TopicSpec(settings.topic_dead_letter, p),
             TopicSpec(settings.topic_model_parameters, 1, config={"cleanup.policy": "compact"})]
+    # the three inputs may be one merged topic: list each topic once
+    return list({spec.name: spec for spec in specs}.values())
 
 
 def start_worker(settings: Settings, log_path: Path, extra_env: Optional[dict] = None) -> subprocess.Popen:
@@ -82,7 +84,7 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
     workdir = Path(tempfile.mkdtemp(prefix="clvstream-demo-"))
     broker = EmbeddedBroker("tansu", log_path=str(workdir / "broker.log")).start()
     stop = threading.Event()
-    worker = None
+    worker = fitter = None
     stats = Counter()
 
     def _interrupt(signum, frame):  # Ctrl-C or kill: finish the loop, then clean up below
@@ -112,12 +114,16 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
         feeder.start()
         print(f"generator {customers} customers at {rate:.0f} events/s; Ctrl-C to stop", file=out)
         if fit_after:
-            threading.Timer(fit_after, _fit_in_background, (settings, stop, out)).start()
+            fitter = threading.Timer(fit_after, _fit_in_background, (settings, stop, out))
+            fitter.daemon = True
+            fitter.start()
             print(f"model     BG/NBD + Gamma-Gamma fitted from the live state after {fit_after:.0f} s; "
                   f"until then CLV is the formula", file=out)
         _tail(broker.bootstrap, settings, stats, stop, duration, worker, out)
     finally:
         stop.set()
+        if fitter is not None:
+            fitter.cancel()
         if worker is not None:
             stop_process(worker)
         broker.stop()
@@ -128,16 +134,19 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
     return dict(stats)
 
 
-def _fit_in_background(settings: Settings, stop: threading.Event, out) -> None:
-    if stop.is_set():
-        return
+def _fit_in_background(settings: Settings, stop: threading.Event, out, retry_after: float = 20.0) -> None:
+    """Fit and publish; while there is too little history to converge, try again later."""
     from .commands import fit_and_publish
 
-    try:
-        fit_and_publish(settings, settings.model_time_unit, None, True,
-                        out=lambda line: print(f"model     {line}", file=out))
-    except Exception as exc:  # the demo goes on with the formula CLV
-        print(f"model     fit failed: {exc}", file=out)
+    while not stop.is_set():
+        try:
+            if fit_and_publish(settings, settings.model_time_unit, None, True,
+                               out=lambda line: print(f"model     {line}", file=out)) is not None:
+                return
+        except Exception as exc:  # the demo goes on with the formula CLV
+            print(f"model     fit failed: {exc}", file=out)
+        print(f"model     trying again in {retry_after:.0f} s", file=out)
+        stop.wait(retry_after)
 
 
 def _tail(bootstrap, settings, stats, stop, duration, worker, out) -> None:

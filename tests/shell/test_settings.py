@@ -34,3 +34,14 @@ def test_readme_documents_every_setting():
 def test_child_env_round_trips():
     s = Settings.from_env({"CLV_PARTITIONS": "3", "CLV_HIGH_VALUE_THRESHOLD": "750"})
     assert Settings.from_env(s.with_env()) == s
+
+
+def test_topic_specs_list_a_merged_input_topic_once():
+    from dataclasses import replace
+
+    from streams.demo import topic_specs
+
+    merged = replace(Settings(), topic_interactions="clv.orders", topic_customers="clv.orders")
+    names = [t.name for t in topic_specs(merged)]
+    assert len(names) == len(set(names)) and "clv.orders" in names
+    assert {"clvstream-customer-state-changelog", "clvstream-rekey", "clvstream-redrive"} <= set(names)
