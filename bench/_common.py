@@ -25,7 +25,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
-from kafka.partitioner.default import murmur2  # noqa: E402
 
 from streams.demo import start_worker, stop_process, topic_specs  # noqa: E402
 from streams.kafka.admin import ensure_topics  # noqa: E402
@@ -144,8 +143,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 # ----------------------------------------------------------------------------- records
 
-def partition_of(key: bytes, partitions: int) -> int:
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+from streams.kafka.partitioning import partition_for as partition_of  # noqa: E402  (the producer's partitioner)
 
 
 def records_for(events, topic: str, partitions: int) -> List[Record]:

@@ -5,7 +5,6 @@ registered with ``@app.command`` in ``commands.py``.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .settings import Settings

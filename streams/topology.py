@@ -13,9 +13,9 @@ from pathlib import Path
 from datetime import datetime, timezone
 
 import faust
-from kafka.partitioner.default import murmur2
 
 from .kafka.broker import faust_settings_for
+from .kafka.partitioning import partition_for
 from .core.prediction import ModelScorer
 from .metrics import MODEL_INFO, PROCESSING_SECONDS, exposition, observe
 from .models.params import ModelParameters
@@ -84,7 +84,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
 
     def partition_of(key: bytes) -> int:
         # The Java/kafka-python default partitioner: where a producer keyed by customer id puts it.
-        return (murmur2(key) & 0x7FFFFFFF) % settings.partitions
+        return partition_for(key, settings.partitions)
 
     @app.agent(source, name="customer-events")
     async def customer_events(stream):

@@ -15,7 +15,7 @@ flap between segments.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 from .clv import ClvFigures
 from .events import DAY_MS

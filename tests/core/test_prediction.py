@@ -1,5 +1,4 @@
 """Streaming scores equal batch scores of the same events; the at-risk drift fires on event time."""
-import math
 
 import pytest
 

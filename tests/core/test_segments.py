@@ -3,7 +3,7 @@ from streams.core.engine import EngineConfig, process, review
 from streams.core.events import DAY_MS
 from streams.core.segments import HV_HL, HV_LL, LV_HL, LV_LL, MatrixPolicy, next_review_ms
 from streams.core.state import CustomerState
-from tests.core.builders import T0, nps, order
+from tests.core.builders import nps, order
 
 CFG = EngineConfig(formula=FormulaConfig(basis="revenue", prior_weight_years=1),
                    policy=MatrixPolicy(high_value_threshold=1000, loyalty_min_orders_365d=2,

@@ -12,11 +12,14 @@ from typing import Callable, Dict, List, Optional
 from kafka import KafkaConsumer, TopicPartition
 
 from streams.core import codec
+from streams.kafka.partitioning import partition_for
+from streams.kafka.produce import encode_value
+from streams.pipeline import Pipeline, Record
 from streams.demo import start_worker, stop_process, topic_specs
 from streams.kafka.admin import ensure_topics
 from streams.kafka.broker import BROKER_TRAITS, kafka_python_config_for
 from streams.settings import Settings
-from streams.topology import STATE_TABLE
+from streams.topology import STATE_TABLE, source_codes
 
 
 def free_port() -> int:
@@ -112,3 +115,40 @@ def changelog_states(settings: Settings, until: Callable[[Dict], bool], timeout:
 
 def json_values(records) -> List[dict]:
     return [json.loads(r.value) for r in records]
+
+
+def input_topics(settings: Settings, single_topic: bool) -> Dict[str, str]:
+    """Topic per generator role; with ``single_topic`` all go to the orders topic (one ordered log)."""
+    topics = {"orders": settings.topic_orders, "interactions": settings.topic_interactions,
+              "customers": settings.topic_customers}
+    return dict.fromkeys(topics, settings.topic_orders) if single_topic else topics
+
+
+class Expected:
+    """The pure pipeline over the records exactly as the broker will hold them
+    (producer partitioner, offsets from 0): what the worker must produce."""
+
+    def __init__(self, settings: Settings, single_topic: bool = True):
+        self.settings, self.topics = settings, input_topics(settings, single_topic)
+        self.pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), source_codes(settings))
+        self.store: Dict[bytes, bytes] = {}
+        self.changes: List[dict] = []
+        self.dead: List[str] = []
+        self._offsets: Dict[tuple, int] = {}
+
+    def feed(self, events) -> "Expected":
+        for ev in events:
+            topic, key = self.topics[ev.topic_role], ev.key.encode()
+            p = partition_for(key, self.settings.partitions)
+            offset = self._offsets[(topic, p)] = self._offsets.get((topic, p), -1) + 1
+            result = self.pipeline.handle(Record(topic, p, offset, key, encode_value(ev.value), ev.event_time_ms),
+                                          self.store.get)
+            self.store.update(result.writes)
+            self.changes.extend(result.changes)
+            if result.reason:
+                self.dead.append(result.reason)
+        return self
+
+    @property
+    def states(self) -> Dict[str, object]:
+        return {k.decode(): codec.decode(v) for k, v in self.store.items()}

@@ -3,20 +3,16 @@ worker scores with the new parameters (no restart); silent customers drift to
 "at risk" on event time."""
 from __future__ import annotations
 
-import json
 import urllib.request
 
 import pytest
-from kafka.partitioner.default import murmur2
 
 from streams.commands import fit_and_publish
 from streams.core import codec
 from streams.core.prediction import ModelScorer
 from streams.generator import EventGenerator, GeneratorConfig
-from streams.kafka.produce import encode_value
-from streams.pipeline import Pipeline, Record
-from streams.topology import source_codes
-from tests.integration.harness import Worker, changelog_states, make_settings, read_topic, json_values
+from streams.kafka.partitioning import partition_for
+from tests.integration.harness import Expected, Worker, changelog_states, json_values, make_settings, read_topic
 from tests.integration.test_worker import comparable, send
 
 pytestmark = pytest.mark.integration
@@ -45,31 +41,18 @@ def test_worker_picks_up_parameters_and_scores_predicted_clv(kafka_bootstrap, br
         gen = EventGenerator(GeneratorConfig(seed=21, customers=200))
         history = list(gen.events(until="2025-10-01T00:00:00Z"))
         recent = list(gen.events(until="2026-06-01T00:00:00Z"))
-        pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), source_codes(settings))
-        store, want = {}, []
-        offsets = {}
-
-        def feed(events):
-            for ev in events:
-                key = ev.key.encode()
-                p = (murmur2(key) & 0x7FFFFFFF) % settings.partitions
-                offsets[p] = offsets.get(p, -1) + 1
-                r = pipeline.handle(Record(settings.topic_orders, p, offsets[p], key, encode_value(ev.value),
-                                           ev.event_time_ms), store.get)
-                store.update(r.writes)
-                want.extend(r.changes)
-
-        feed(history)
+        expected = Expected(settings).feed(history)
+        store, want = expected.store, expected.changes
         send(settings, history, single_topic=True)
         changelog_states(settings, lambda s: len(s) >= len(store)
                          and all(s[k.decode()].watermark_ms == codec.decode(v).watermark_ms for k, v in store.items()))
 
         fitted = fit_and_publish(settings, "weeks", "it-1", True, out=lambda *_: None)
         wait_for_metric(settings.web_port, 'clvstream_model_parameters_info{version="it-1"} 1.0')
-        pipeline.set_scorer(ModelScorer(fitted.parameters, settings.prediction_config()))
-        pipeline.rebuild(lambda k: (murmur2(k) & 0x7FFFFFFF) % settings.partitions, store.items(),
-                         range(settings.partitions))
-        feed(recent)
+        expected.pipeline.set_scorer(ModelScorer(fitted.parameters, settings.prediction_config()))
+        expected.pipeline.rebuild(lambda k: partition_for(k, settings.partitions), store.items(),
+                                  range(settings.partitions))
+        expected.feed(recent)
         send(settings, recent, single_topic=True)
 
         got = json_values(read_topic(settings.bootstrap, settings.topic_segment_changes,

@@ -10,15 +10,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from kafka.partitioner.default import murmur2
 
-from streams.core.engine import EngineConfig
 from streams.generator import EventGenerator, GeneratorConfig
-from streams.kafka.produce import encode_value, producer, send_events
-from streams.pipeline import Pipeline, Record
-from streams.topology import source_codes
-from tests.integration.harness import (Worker, changelog_states, client_config, json_values, make_settings,
-                                       read_topic)
+from streams.kafka.produce import producer, send_events
+from tests.integration.harness import (Expected, Worker, changelog_states, client_config, input_topics,
+                                       json_values, make_settings, read_topic)
 
 pytestmark = pytest.mark.integration
 
@@ -29,35 +25,15 @@ def generated(customers=150, limit=2500, seed=11, **noise):
 
 
 def expected_outputs(settings, events, single_topic: bool):
-    """Run the pipeline over the records as the broker will hold them."""
-    topics = {"orders": settings.topic_orders, "interactions": settings.topic_interactions,
-              "customers": settings.topic_customers}
-    pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), source_codes(settings))
-    store, changes, dead = {}, [], []
-    offsets = {}
-    for ev in events:
-        topic = settings.topic_orders if single_topic else topics[ev.topic_role]
-        key = ev.key.encode()
-        p = (murmur2(key) & 0x7FFFFFFF) % settings.partitions
-        offsets[(topic, p)] = offset = offsets.get((topic, p), -1) + 1
-        result = pipeline.handle(Record(topic, p, offset, key, encode_value(ev.value), ev.event_time_ms), store.get)
-        store.update(result.writes)
-        changes.extend(result.changes)
-        if result.reason:
-            dead.append(result.reason)
-    from streams.core import codec
-
-    return {k.decode(): codec.decode(v) for k, v in store.items()}, changes, dead
+    """(states, segment changes, dead-letter reasons) the worker must produce."""
+    expected = Expected(settings, single_topic).feed(events)
+    return expected.states, expected.changes, expected.dead
 
 
 def send(settings, events, single_topic: bool):
-    topics = {"orders": settings.topic_orders, "interactions": settings.topic_interactions,
-              "customers": settings.topic_customers}
-    if single_topic:
-        topics = dict.fromkeys(topics, settings.topic_orders)
     prod = producer(settings.bootstrap, **client_config(settings))
     try:
-        send_events(prod, topics, events)
+        send_events(prod, input_topics(settings, single_topic), events)
     finally:
         prod.close()
 
