@@ -78,6 +78,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
                REKEY: _raw_topic(app, settings, rekey_topic_name(settings))}
     table = app.Table(STATE_TABLE, default=None, partitions=settings.partitions,
                       key_type=bytes, value_type=bytes)
+
     @app.on_partitions_assigned.connect
     async def _on_assigned(sender, assigned, **kwargs):  # noqa: ANN001 - Faust signal signature
         pipeline.needs_rebuild = True
