@@ -6,6 +6,7 @@ records in, ``Pipeline.handle`` decides, writes and sends go out.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -90,6 +91,12 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     @app.agent(source, name="customer-events")
     async def customer_events(stream):
         async for event in stream.events():
+            if app.should_stop:
+                # Shutting down: Faust revokes the table partitions before it drains in-flight events,
+                # yet would still commit their offsets. Leave this event unacked (it is redelivered
+                # after the restart; updates are idempotent) and wait to be cancelled.
+                # Needs stream_wait_empty=False (see create_app), else shutdown waits for it.
+                await asyncio.Event().wait()
             if pipeline.needs_rebuild:
                 mine = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic in inputs}
                 pipeline.rebuild(partition_of, table.items(), mine)
@@ -166,6 +173,9 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_port=settings.web_port,
         consumer_auto_offset_reset="earliest",
+        # Do not wait for in-flight events at shutdown: the agent stops taking events once the
+        # app stops (see customer_events) and they are redelivered.
+        stream_wait_empty=False,
     )
     # Workarounds a test broker needs (e.g. one record per batch on tansu): see streams/kafka/broker.py.
     kind = "external" if settings.broker_kind == "kafka" else settings.broker_kind

@@ -14,6 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 from streams.core import codec
 from streams.kafka.partitioning import partition_for
 from streams.kafka.produce import encode_value
+from streams.kafka.read import read_to_end
 from streams.pipeline import Pipeline, Record
 from streams.demo import start_worker, stop_process, topic_specs
 from streams.kafka.admin import ensure_topics
@@ -99,18 +100,24 @@ def read_topic(bootstrap: str, topic: str, until: Callable[[List], bool], timeou
 
 
 def changelog_states(settings: Settings, until: Callable[[Dict], bool], timeout: float = 60.0) -> Dict[str, object]:
-    """Latest customer state per key, read from the table's changelog topic."""
+    """Latest customer state per key from the table's changelog, re-read to its end until ``until``.
+
+    Each attempt is a fresh consumer reading to the end offsets (exact on both embedded brokers for a
+    changelog written one record per batch on tansu): a long-lived consumer parked at the end of the log
+    was seen to miss later appends on the librdkafka mock.
+    """
     topic = f"{settings.app_id}-{STATE_TABLE}-changelog"
+    deadline = time.monotonic() + timeout
     latest: Dict[str, object] = {}
-
-    def done(records):
-        latest.clear()
-        for r in records:
-            latest[r.key.decode()] = codec.decode(r.value)
-        return until(latest)
-
-    read_topic(settings.bootstrap, topic, done, timeout, "customer states", client_config(settings))
-    return latest
+    while True:
+        latest = {r.key.decode(): codec.decode(r.value)
+                  for r in read_to_end(settings.bootstrap, topic, timeout, **client_config(settings))}
+        if until(latest):
+            return latest
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for customer states on {topic}: "
+                                 f"have {len(latest)} customers")
+        time.sleep(1.0)
 
 
 def json_values(records) -> List[dict]:

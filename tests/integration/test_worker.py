@@ -93,13 +93,6 @@ def test_events_on_their_own_topics_give_the_batch_state(worker_env):
 @pytest.mark.parametrize("keep_data_dir", [True, False], ids=["same-data-dir", "data-dir-wiped"])
 def test_restart_recovers_the_same_state(worker_env, keep_data_dir):
     settings, worker = worker_env
-    if settings.broker_kind == "rdkafka-mock" and not keep_data_dir:
-        # Seen here on the mock: after a graceful stop and changelog-only recovery, 3 of 947 customers
-        # missed the effect of one event each (the source offset was committed, the changelog record
-        # is not there): Faust committed ahead of its changelog writes at shutdown. With the same data
-        # dir RocksDB still has the write, and on tansu (one record per batch) it did not happen in any
-        # run. An at-least-once gap for issue 6 to close; see the closing note of issue 2.
-        pytest.skip("librdkafka mock: changelog writes lost at graceful shutdown (open finding, issue 6)")
     events = generated(seed=13, limit=3000)
     first, second = events[:1500], events[1500:]
     worker.start()
