@@ -93,6 +93,11 @@ class Settings:
         return settings
 
     @property
+    def broker_profile(self) -> str:
+        """The broker kind as streams/kafka/broker.py names it ("external" for a real Kafka)."""
+        return "external" if self.broker_kind == "kafka" else self.broker_kind
+
+    @property
     def bootstrap(self) -> str:
         """kafka-python style bootstrap list from the Faust broker URL."""
         return ",".join(u.split("://", 1)[-1] for u in self.broker.replace(",", ";").split(";"))

@@ -178,6 +178,5 @@ def create_app(settings: Settings) -> faust.App:
         stream_wait_empty=False,
     )
     # Workarounds a test broker needs (e.g. one record per batch on tansu): see streams/kafka/broker.py.
-    kind = "external" if settings.broker_kind == "kafka" else settings.broker_kind
-    conf.update(faust_settings_for(kind, session_timeout=settings.session_timeout_s))
+    conf.update(faust_settings_for(settings.broker_profile, session_timeout=settings.session_timeout_s))
     return faust.App(settings.app_id, **conf)

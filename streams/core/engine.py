@@ -7,7 +7,7 @@ replay of the same log gives the same states and the same changes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
 from .clv import ClvFigures, FormulaConfig, formula_clv
@@ -95,7 +95,3 @@ def _reassess(state: CustomerState, cfg: EngineConfig, as_of_ms: int, cause: dic
             "event_time": format_time_ms(as_of_ms), "cause": cause, "replay": replay,
         }
     return change, review_time_ms(state, cfg, scorer)
-
-
-def replace_policy(cfg: EngineConfig, **changes) -> EngineConfig:
-    return replace(cfg, policy=replace(cfg.policy, **changes))

@@ -65,7 +65,7 @@ class Worker:
 
 
 def client_config(settings: Settings) -> dict:
-    return kafka_python_config_for("external" if settings.broker_kind == "kafka" else settings.broker_kind)
+    return kafka_python_config_for(settings.broker_profile)
 
 
 def read_topic(bootstrap: str, topic: str, until: Callable[[List], bool], timeout: float = 60.0,
