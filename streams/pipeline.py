@@ -12,6 +12,12 @@ that partition; due customers are re-assessed at that event time. Review times
 live in a per-partition heap in memory, rebuilt from the state table after a
 rebalance (``rebuild``), because they are derived from state and need no
 changelog of their own.
+
+Population figures: one ``PopulationAggregate`` per owned partition, updated with
+every state change (the customer's previous contribution out, the new one in),
+rebuilt with the review heaps. ``population_updates`` hands the changed ones to
+the shell for publishing; ``receive_population`` merges what every worker
+published into the global view (``population``) and summary (``global_summary``).
 """
 from __future__ import annotations
 
@@ -19,10 +25,14 @@ import base64
 import heapq
 import json
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from .core import codec
+from .core.aggregation import (PopulationAggregate, PopulationConfig, PopulationSnapshot, Published,
+                               contribution_of, decode_published, encode_published, merge_published,
+                               record_assessment)
 from .core.engine import EngineConfig, Scorer, process, review, review_time_ms
+from .core.population import PopulationSummary
 from .core.state import APPLIED, LATE, CustomerState
 from .core.validation import EdgeRules, Rejection, decode
 
@@ -63,13 +73,20 @@ def dead_letter_envelope(record: Record, rejection: Rejection, now_iso: Optional
 class Pipeline:
     def __init__(self, cfg: EngineConfig, rules: EdgeRules, source_codes: Dict[str, str],
                  scorer: Optional[Scorer] = None, replay: bool = False,
-                 clock: Callable[[], Optional[str]] = lambda: None):
+                 clock: Callable[[], Optional[str]] = lambda: None,
+                 population_config: Optional[PopulationConfig] = None):
         self.cfg, self.rules, self.scorer, self.replay = cfg, rules, scorer, replay
         self.source_codes = source_codes  # topic name -> short code stored in state positions
         self.clock = clock  # wall clock for the dead-letter timestamp only (operational, not state)
         self.stream_time: Dict[int, int] = {}
         self.reviews: Dict[int, List[Tuple[int, str]]] = {}
         self.needs_rebuild = True  # review heaps must be (re)built from the table
+        self.population_config = population_config or PopulationConfig.for_policy(cfg.policy)
+        self.aggregates: Dict[int, PopulationAggregate] = {}  # owned partition -> its figures
+        self.population_changed: Set[int] = set()  # partitions whose figures are not published yet
+        self.published: Dict[int, Published] = {}  # latest aggregate per partition, all workers
+        self.population: Optional[PopulationSnapshot] = None  # the global PopulationView
+        self.global_summary: Optional[PopulationSummary] = None
 
     def set_scorer(self, scorer: Optional[Scorer]) -> None:
         """Switch model parameters; review times depend on them, so rebuild the heaps."""
@@ -87,8 +104,10 @@ class Pipeline:
             # so one partition (and one worker) owns all of a customer's events.
             return Result("rekeyed", event_type=event.type, outputs=[(REKEY, key, record.value)])
         state = self._load(load, key, event.customer_id)
+        before = contribution_of(state, self.population_config)
         position = (f"{self.source_codes.get(record.topic, record.topic)}{record.partition}", record.offset)
         outcome = process(state, event, self.cfg, position, self.scorer, self.replay)
+        self._recount(record.partition, before, state, outcome, state.watermark_ms)
         result = Result(outcome.status, event_type=event.type)
         result.writes[key] = codec.encode(state)  # positions advance even for duplicates
         if outcome.status == LATE:
@@ -137,7 +156,9 @@ class Pipeline:
             state = codec.decode(blob)
             if review_time_ms(state, self.cfg, self.scorer) != at_ms:
                 continue  # superseded by a later event of this customer
+            before = contribution_of(state, self.population_config)
             outcome = review(state, self.cfg, at_ms, self.scorer, self.replay)
+            self._recount(partition, before, state, outcome, max(at_ms, state.watermark_ms or at_ms))
             result.writes[key] = codec.encode(state)
             if outcome.change:
                 self._publish(result, key, outcome.change)
@@ -151,12 +172,18 @@ class Pipeline:
         for p in wanted:
             self.reviews[p] = []
             self.stream_time.pop(p, None)
+        # figures of the partitions owned now, from scratch; partitions no longer owned stop publishing
+        self.aggregates = {p: PopulationAggregate(self.population_config.relative_accuracy) for p in wanted}
+        self.population_changed = set(wanted)
         count = 0
         for key, blob in items:
             p = partition_of(key)
             if p not in wanted:
                 continue
             state = codec.decode(blob)
+            contribution = contribution_of(state, self.population_config)
+            if contribution is not None:
+                self.aggregates[p].add(contribution)
             at = review_time_ms(state, self.cfg, self.scorer)
             if at is not None:
                 self.reviews[p].append((at, state.customer_id))
@@ -167,3 +194,59 @@ class Pipeline:
         for p in wanted:
             heapq.heapify(self.reviews[p])
         return count
+
+    # -- population figures ---------------------------------------------------
+    def _recount(self, partition: int, before, state: CustomerState, outcome, as_of_ms: Optional[int]) -> None:
+        """Record the assessment in the state and move the customer's contribution."""
+        clv = getattr(outcome, "clv", None)
+        if clv is not None and as_of_ms is not None:
+            record_assessment(state, clv, as_of_ms, self.population_config, getattr(outcome, "metrics", None))
+        agg = self.aggregates.get(partition)
+        if agg is None:
+            agg = self.aggregates[partition] = PopulationAggregate(self.population_config.relative_accuracy)
+        try:
+            changed = agg.update(before, contribution_of(state, self.population_config))
+        except ValueError:
+            # the figures missed this customer (a partition taken without a rebuild): recount from the table
+            self.needs_rebuild = True
+            return
+        if changed:
+            self.population_changed.add(partition)
+
+    def population_summary(self, partitions: Optional[Iterable[int]] = None) -> PopulationSummary:
+        """Figures of the local partitions (all owned ones by default)."""
+        wanted = sorted(self.aggregates if partitions is None else set(partitions) & set(self.aggregates))
+        merged = PopulationAggregate(self.population_config.relative_accuracy)
+        for p in wanted:
+            merged.merge(self.aggregates[p])
+        policy = self.cfg.policy
+        return merged.summary(policy.name, policy.version, wanted)
+
+    def population_updates(self) -> Dict[int, bytes]:
+        """Encoded figures of the owned partitions that changed since the last call (to publish)."""
+        policy = self.cfg.policy
+        out = {p: encode_published(self.aggregates[p], p, policy.name, policy.version)
+               for p in sorted(self.population_changed) if p in self.aggregates}
+        self.population_changed.clear()
+        return out
+
+    def receive_population(self, blobs: Iterable[Optional[bytes]]) -> int:
+        """Take published partition figures (latest per partition wins) and refresh the global view.
+
+        Returns how many records were unreadable (skipped: the previous figures of
+        that partition stay until its owner publishes again).
+        """
+        bad = 0
+        for blob in blobs:
+            if blob is None:
+                continue
+            try:
+                pub = decode_published(blob)
+            except (ValueError, TypeError, IndexError, KeyError):
+                bad += 1
+                continue
+            self.published[pub.partition] = pub
+        policy = self.cfg.policy
+        self.population, self.global_summary = merge_published(
+            self.published, policy.name, policy.version, self.population_config.relative_accuracy)
+        return bad

@@ -4,6 +4,10 @@ msgpack of a positional list: no field names on disk and variable-length
 integers, so a typical customer costs a few hundred bytes. The first element is
 the format version; a reader refuses versions it does not know rather than
 guessing (a rolling upgrade must deploy readers before writers).
+
+Versions: 1 = the fields up to ``scored_by``; 2 adds ``population_record`` at the
+end. Fields are positional and only ever appended, so an older row decodes with
+the newer fields at their defaults.
 """
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import msgpack
 
 from .state import CustomerState
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _FIELDS = [f.name for f in fields(CustomerState)]
 _PAIR_KEYS = {"last_nps_key", "signup_key", "attributes_key"}
 
@@ -35,7 +40,7 @@ def encode(state: CustomerState) -> bytes:
 
 def decode(blob: bytes) -> CustomerState:
     row = msgpack.unpackb(blob, raw=False, strict_map_key=False)
-    if not row or row[0] != FORMAT_VERSION:
+    if not row or row[0] not in READABLE_VERSIONS:
         raise ValueError(f"unknown customer state format {row[0] if row else None!r}")
     values = dict(zip(_FIELDS, row[1:]))
     days = values["days"]

@@ -45,6 +45,7 @@ class Outcome:
     status: str  # applied | duplicate | late | redelivered
     change: Optional[dict] = None  # a segment_change event (schemas/v1/segment_change.schema.json)
     review_at_ms: Optional[int] = None  # when to look at this customer again if nothing happens
+    clv: Optional[ClvFigures] = None  # the figures the assessment used (population figures record them)
 
 
 def score(state: CustomerState, cfg: EngineConfig, as_of_ms: int, scorer: Optional[Scorer] = None) -> ClvFigures:
@@ -94,4 +95,4 @@ def _reassess(state: CustomerState, cfg: EngineConfig, as_of_ms: int, cause: dic
             "clv": clv.to_dict(cfg.formula.currency),
             "event_time": format_time_ms(as_of_ms), "cause": cause, "replay": replay,
         }
-    return change, review_time_ms(state, cfg, scorer)
+    return change, review_time_ms(state, cfg, scorer), clv

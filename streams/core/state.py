@@ -84,6 +84,9 @@ class CustomerState:
     segment_since_ms: Optional[int] = None
     sequence: int = 0
     scored_by: Optional[str] = None  # which model (parameter version) produced the last CLV figures
+    # what the last assessment contributed to the population figures and cannot be derived later
+    # (CLV figures, churn, policy metric values): see aggregation.record_assessment
+    population_record: Optional[list] = None
 
     # -- derived figures -------------------------------------------------
     @property
@@ -118,7 +121,7 @@ class CustomerState:
 
         view = asdict(self)
         for k in ("recent_ids", "source_watermarks", "positions", "segment", "segment_since_ms", "sequence",
-                  "scored_by"):
+                  "scored_by", "population_record"):
             view.pop(k)
         return view
 
