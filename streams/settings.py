@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Mapping, Optional
 
+from .core.aggregation import PopulationConfig
 from .core.clv import FormulaConfig
 from .core.engine import EngineConfig
 from .core.events import DAY_MS
@@ -73,6 +74,9 @@ class Settings:
     loyalty_max_recency_days: int = _env("CLV_LOYALTY_MAX_RECENCY_DAYS", 120, int, doc="...and an order within this many days...")
     loyalty_min_last_nps: int = _env("CLV_LOYALTY_MIN_LAST_NPS", 7, int, doc="...and a last NPS answer (if any) of at least this.")
     hysteresis: float = _env("CLV_HYSTERESIS", 0.1, float, doc="Relative band a dimension must fall past before a customer drops (stops flapping).")
+    # Population figures (per segment, global cut-offs)
+    churn_days: float = _env("CLV_CHURN_DAYS", 365.0, float, doc="Without a fitted model, a customer whose last order is older than this at its latest assessment counts as churned (with a model: P(alive) below `CLV_AT_RISK_P_ALIVE`).")
+    population_publish_interval_s: float = _env("CLV_POPULATION_PUBLISH_INTERVAL", 5.0, float, doc="Seconds between publications of a worker's changed partition figures to `<CLV_APP_ID>-population`, which every worker merges into the global cut-offs.")
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -88,6 +92,8 @@ class Settings:
         settings = cls(**values)
         settings.engine_config()  # fail at start-up, not on the first event
         settings.prediction_config()
+        if settings.churn_days <= 0 or settings.population_publish_interval_s <= 0:
+            raise ValueError("CLV_CHURN_DAYS and CLV_POPULATION_PUBLISH_INTERVAL must be positive")
         if settings.model_time_unit not in ("days", "weeks"):
             raise ValueError(f"CLV_MODEL_TIME_UNIT must be days or weeks, not {settings.model_time_unit!r}")
         return settings
@@ -122,6 +128,9 @@ class Settings:
                                 loyalty_max_recency_days=self.loyalty_max_recency_days,
                                 loyalty_min_last_nps=self.loyalty_min_last_nps, hysteresis=self.hysteresis,
                                 at_risk_p_alive=self.at_risk_p_alive))
+
+    def population_config(self) -> PopulationConfig:
+        return PopulationConfig.for_policy(self.engine_config().policy, churn_days=self.churn_days)
 
     def prediction_config(self) -> PredictionConfig:
         return PredictionConfig(horizon_days=self.horizon_days, steps=self.horizon_steps,

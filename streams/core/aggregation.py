@@ -162,22 +162,37 @@ class PopulationAggregate:
                 raise ValueError(f"segment {c.segment!r} has no customers but non-zero sums: {totals}")
             del self.segments[c.segment]
         for name, cents in c.metrics:
-            h = self.metrics.get(name)
-            if h is None:
-                h = self.metrics[name] = LogHistogram(self.relative_accuracy)
-            h.add_cents(cents, sign)
-            if not h.count:
-                del self.metrics[name]
+            self._move(name, cents, sign)
 
     def update(self, old: Optional[Contribution], new: Optional[Contribution]) -> bool:
         """Replace a customer's contribution; True when the figures changed."""
         if old == new:
             return False
+        if old is not None and new is not None and old.segment == new.segment:
+            # the common case (an order, a review): move only what changed
+            totals = self.segments.get(old.segment)
+            if totals is None:
+                raise ValueError(f"removing a customer from empty segment {old.segment!r}")
+            for i, (a, b) in enumerate(zip(old.figures, new.figures)):
+                totals[i] += b - a
+            for name, cents in sorted(set(old.metrics) - set(new.metrics)):
+                self._move(name, cents, -1)
+            for name, cents in sorted(set(new.metrics) - set(old.metrics)):
+                self._move(name, cents, 1)
+            return True
         if old is not None:
             self.add(old, -1)
         if new is not None:
             self.add(new, 1)
         return True
+
+    def _move(self, name: str, cents: int, sign: int) -> None:
+        h = self.metrics.get(name)
+        if h is None:
+            h = self.metrics[name] = LogHistogram(self.relative_accuracy)
+        h.add_cents(cents, sign)
+        if not h.count:
+            del self.metrics[name]
 
     def merge(self, other: "PopulationAggregate") -> "PopulationAggregate":
         for segment, totals in other.segments.items():

@@ -43,7 +43,7 @@ def to_cents(value: float) -> int:
 class LogHistogram:
     """Counts and cent sums per log bucket of positive and negative values, plus zeros."""
 
-    __slots__ = ("relative_accuracy", "_mapping", "positive", "negative", "zeros")
+    __slots__ = ("relative_accuracy", "_mapping", "positive", "negative", "zeros", "count")
 
     def __init__(self, relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY):
         self.relative_accuracy = relative_accuracy
@@ -51,6 +51,7 @@ class LogHistogram:
         self.positive: Dict[int, List[int]] = {}  # key of the value -> [count, sum of cents]
         self.negative: Dict[int, List[int]] = {}  # key of -value -> [count, sum of cents (negative)]
         self.zeros = 0
+        self.count = 0  # values held (kept up to date: asked after every update)
 
     # -- updates ------------------------------------------------------------
     def add_cents(self, cents: int, n: int = 1) -> None:
@@ -59,6 +60,7 @@ class LogHistogram:
             if self.zeros + n < 0:
                 raise ValueError("removing a value that is not in the histogram")
             self.zeros += n
+            self.count += n
             return
         bins = self.positive if cents > 0 else self.negative
         key = self._mapping.key(abs(cents) / 100)
@@ -67,11 +69,13 @@ class LogHistogram:
             if n < 0:
                 raise ValueError("removing a value that is not in the histogram")
             bins[key] = [n, n * cents]
+            self.count += n
             return
+        if b[0] + n < 0:
+            raise ValueError("removing a value that is not in the histogram")
         b[0] += n
         b[1] += n * cents
-        if b[0] < 0:
-            raise ValueError("removing a value that is not in the histogram")
+        self.count += n
         if b[0] == 0:
             del bins[key]
 
@@ -86,6 +90,7 @@ class LogHistogram:
         if other.relative_accuracy != self.relative_accuracy:
             raise ValueError("cannot merge histograms of different accuracy")
         self.zeros += other.zeros
+        self.count += other.count
         for mine, theirs in ((self.positive, other.positive), (self.negative, other.negative)):
             for key, (n, s) in theirs.items():
                 b = mine.get(key)
@@ -97,10 +102,6 @@ class LogHistogram:
         return self
 
     # -- figures --------------------------------------------------------------
-    @property
-    def count(self) -> int:
-        return self.zeros + sum(b[0] for b in self.positive.values()) + sum(b[0] for b in self.negative.values())
-
     @property
     def total_cents(self) -> int:
         return sum(b[1] for b in self.positive.values()) + sum(b[1] for b in self.negative.values())
@@ -190,6 +191,8 @@ class LogHistogram:
         for bins, flat in ((h.positive, row[2]), (h.negative, row[3])):
             for i in range(0, len(flat), 3):
                 bins[flat[i]] = [flat[i + 1], flat[i + 2]]
+                h.count += flat[i + 1]
+        h.count += h.zeros
         return h
 
     def __eq__(self, other) -> bool:

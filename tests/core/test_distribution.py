@@ -1,0 +1,93 @@
+"""Log-bucket distributions: exact add/remove/merge, accuracy of cut-offs and Pareto shares."""
+import numpy as np
+import pytest
+
+from streams.core.distribution import LogHistogram
+
+
+def histogram(values, accuracy=0.01):
+    h = LogHistogram(accuracy)
+    for v in values:
+        h.add(float(v))
+    return h
+
+
+def test_small_population_by_hand():
+    h = histogram([0, 10, 20, 30, 40, -5])
+    assert h.count == 6 and h.total == 95.0
+    assert h.quantile(0) == pytest.approx(-5, rel=0.01)
+    assert h.quantile(1) == pytest.approx(40, rel=0.01)
+    assert h.quantile(0.5) == pytest.approx(10, rel=0.01)  # rank 2.5 -> third value (-5, 0, 10)
+    assert h.fraction_below(15) == pytest.approx(3 / 6)  # -5, 0, 10
+    assert h.fraction_below(10) == pytest.approx(2.5 / 6)  # its own bucket counts half
+    assert h.fraction_below(-100) == 0 and h.fraction_below(1000) == 1
+    # top 20% of 6 customers = 1.2 customers: 40 + 0.2 x 30 of a total of 95
+    assert h.top_share(0.2) == pytest.approx(46 / 95)
+
+
+def test_remove_restores_exactly_and_refuses_what_is_not_there():
+    h = histogram([1.23, 4.56, 4.56, 0, -7.5])
+    h.remove(4.56)
+    h.remove(-7.5)
+    h.remove(0)
+    assert h == histogram([1.23, 4.56])
+    h.remove(1.23)
+    h.remove(4.56)
+    assert h == LogHistogram() and h.count == 0 and not h.positive
+    with pytest.raises(ValueError):
+        h.remove(3.0)
+    assert h.quantile(0.5) is None and h.fraction_below(1) is None and h.top_share() is None
+
+
+def test_serialization_round_trip_is_canonical():
+    a = histogram([3, 1, 2, -1, 0])
+    b = histogram([0, -1, 2, 1, 3])
+    assert a.to_list() == b.to_list()
+    assert LogHistogram.from_list(a.to_list()) == a
+
+
+@pytest.fixture(scope="module")
+def spend():
+    """100k customers' spend: lognormal, a few refunds below zero, some without orders."""
+    rng = np.random.default_rng(42)
+    values = np.round(rng.lognormal(mean=4.0, sigma=1.2, size=100_000), 2)
+    values[rng.random(values.size) < 0.1] = 0.0
+    values[rng.random(values.size) < 0.01] *= -0.2
+    return np.round(values, 2)
+
+
+def test_cut_offs_are_within_the_relative_accuracy_of_exact_quantiles(spend):
+    h = histogram(spend, accuracy=0.01)
+    assert h.count == spend.size
+    for q in (0.01, 0.1, 0.2, 0.25, 0.5, 0.75, 0.8, 0.9, 0.95, 0.99, 0.999):
+        exact = float(np.quantile(spend, q, method="lower"))
+        assert h.quantile(q) == pytest.approx(exact, rel=0.01, abs=0.005), q
+        # the interpolated quantile (numpy's default) is as close: neighbouring values differ by far less
+        assert h.quantile(q) == pytest.approx(float(np.quantile(spend, q)), rel=0.011, abs=0.005), q
+    # fraction_below at the exact cut-offs is within the share of customers in one bucket
+    for q in (0.2, 0.5, 0.8):
+        assert h.fraction_below(float(np.quantile(spend, q))) == pytest.approx(q, abs=0.01)
+
+
+def test_pareto_share_matches_the_exact_top_20_percent(spend):
+    h = histogram(spend)
+    top = np.sort(spend)[::-1][: int(0.2 * spend.size)]
+    exact = top.sum() / spend.sum()
+    assert h.top_share(0.2) == pytest.approx(exact, abs=0.002)
+    assert h.total == pytest.approx(spend.sum(), abs=1e-6)  # sums are exact (cents)
+
+
+def test_merged_partitions_equal_one_big_distribution(spend):
+    parts = [histogram(spend[i::8]) for i in range(8)]
+    merged = LogHistogram()
+    for part in parts:
+        merged.merge(part)
+    assert merged == histogram(spend)
+    assert merged.to_list() == histogram(spend).to_list()
+
+
+def test_size_is_bounded_by_the_value_range_not_the_population(spend):
+    h = histogram(spend)
+    # ~1% buckets over 0.01..1e5: well under the ~1,040 per sign of the module docstring
+    assert len(h.positive) + len(h.negative) < 2 * 1040
+    assert len(h.positive) < len(set(spend.tolist())) / 5
