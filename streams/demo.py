@@ -25,7 +25,7 @@ from .kafka.admin import TopicSpec, ensure_topics
 from .kafka.broker import EmbeddedBroker
 from .kafka.produce import producer, send_events
 from .settings import Settings
-from .topology import STATE_TABLE, redrive_topic_name, rekey_topic_name
+from .topology import STATE_TABLE, population_topic_name, redrive_topic_name, rekey_topic_name
 
 SHORT = {"High Value / High Loyalty": "HV/HL", "High Value / Low Loyalty": "HV/LL",
          "Low Value / High Loyalty": "LV/HL", "Low Value / Low Loyalty": "LV/LL"}
@@ -41,7 +41,8 @@ def topic_specs(settings: Settings) -> list:
             TopicSpec(settings.topic_customers, p), TopicSpec(rekey_topic_name(settings), p),
             TopicSpec(redrive_topic_name(settings), p),
             TopicSpec(settings.topic_segment_changes, p), TopicSpec(settings.topic_dead_letter, p),
-            TopicSpec(settings.topic_model_parameters, 1, config={"cleanup.policy": "compact"})]
+            TopicSpec(settings.topic_model_parameters, 1, config={"cleanup.policy": "compact"}),
+            TopicSpec(population_topic_name(settings), 1, config={"cleanup.policy": "compact"})]
     # the three inputs may be one merged topic: list each topic once
     return list({spec.name: spec for spec in specs}.values())
 

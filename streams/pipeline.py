@@ -213,6 +213,12 @@ class Pipeline:
         if changed:
             self.population_changed.add(partition)
 
+    def forget_partitions(self, partitions: Iterable[int]) -> None:
+        """Partitions revoked: stop publishing their figures (their next owner rebuilds and publishes)."""
+        for p in partitions:
+            self.aggregates.pop(p, None)
+            self.population_changed.discard(p)
+
     def population_summary(self, partitions: Optional[Iterable[int]] = None) -> PopulationSummary:
         """Figures of the local partitions (all owned ones by default)."""
         wanted = sorted(self.aggregates if partitions is None else set(partitions) & set(self.aggregates))

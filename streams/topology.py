@@ -20,6 +20,7 @@ from .kafka.partitioning import partition_for
 from .core.prediction import ModelScorer
 from .metrics import MODEL_INFO, PROCESSING_SECONDS, exposition, observe
 from .models.params import ModelParameters
+from .core.aggregation import summary_dict
 from .pipeline import DEAD_LETTER, REKEY, SEGMENT_CHANGES, Pipeline, Record
 from .settings import Settings
 
@@ -34,6 +35,11 @@ def redrive_topic_name(settings: Settings) -> str:
     """Where redriven dead letters go. A source of its own: its events are old by nature,
     and lateness is measured per source, so they are not "late" against live traffic."""
     return f"{settings.app_id}-redrive"
+
+
+def population_topic_name(settings: Settings) -> str:
+    """Compacted, one partition: the latest figures of each input partition (key = partition number)."""
+    return f"{settings.app_id}-population"
 
 
 @dataclass
@@ -138,6 +144,43 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         finally:
             await consumer.stop()
 
+    population_topic = app.topic(population_topic_name(settings), partitions=1, compacting=True,
+                                 key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    @app.on_partitions_revoked.connect
+    async def _on_revoked(sender, revoked, **kwargs):  # noqa: ANN001 - Faust signal signature
+        pipeline.forget_partitions({tp.partition for tp in revoked if tp.topic in inputs})
+
+    @app.timer(interval=settings.population_publish_interval_s)
+    async def publish_population():
+        """Publish the figures of owned partitions that changed; latest per partition wins on the topic."""
+        for partition, blob in pipeline.population_updates().items():
+            await population_topic.send(key=str(partition).encode(), value=blob)
+
+    @app.task
+    async def follow_population():
+        """Every worker reads the whole population topic (no consumer group) into the global view."""
+        await population_topic.maybe_declare()
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(population_topic_name(settings), 0)])
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000)
+                blobs = [msg.value for msgs in batch.values() for msg in msgs]
+                if blobs and pipeline.receive_population(blobs):
+                    app.log.error("skipped unreadable population figures on %s", population_topic_name(settings))
+        finally:
+            await consumer.stop()
+
+    @app.page("/population")
+    async def population(web, request):
+        """The global per-segment figures this worker sees (read-only)."""
+        return web.json(population_document(pipeline))
+
     @app.page("/metrics")
     async def metrics(web, request):
         return web.bytes(exposition(), content_type="text/plain; version=0.0.4")  # aiohttp adds the charset
@@ -147,6 +190,13 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         return web.json({"status": "ok"})
 
     return Topology(app, settings, pipeline, table, outputs)
+
+
+def population_document(pipeline: Pipeline) -> dict:
+    view, summary = pipeline.population, pipeline.global_summary
+    if view is None or summary is None:
+        return {"version": None, "partitions": [], "summary": None}
+    return {"version": view.version, "partitions": list(view.partitions), "summary": summary_dict(summary)}
 
 
 def use_parameters(pipeline: Pipeline, blob: bytes, settings: Settings, log) -> None:

@@ -316,3 +316,18 @@ def merge_published(latest: Mapping[int, Published], policy: str, policy_version
         merged.merge(pub.aggregate)
         covered.append(p)
     return PopulationSnapshot(merged, covered), merged.summary(policy, policy_version, covered)
+
+
+def summary_dict(summary: PopulationSummary) -> dict:
+    """JSON-ready form of a summary, with the derived per-segment rates and shares."""
+    from dataclasses import asdict
+
+    segments = {}
+    for name, f in summary.segments.items():
+        d = asdict(f)
+        d.update(churn_rate=f.churn_rate, nps=f.nps, average_ces=f.average_ces,
+                 revenue_share=summary.revenue_share(name), margin_share=summary.margin_share(name))
+        segments[name] = d
+    return {"policy": summary.policy, "policy_version": summary.policy_version, "customers": summary.customers,
+            "partitions": list(summary.partitions), "revenue_share_top20": summary.revenue_share_top20,
+            "margin_share_top20": summary.margin_share_top20, "segments": segments}
