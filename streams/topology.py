@@ -78,7 +78,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     codes = source_codes(settings)
     inputs = tuple(codes)
     pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), codes, replay=settings.replay,
-                        clock=_wall_clock_iso)
+                        clock=_wall_clock_iso, population_config=settings.population_config())
     source = _raw_topic(app, settings, *inputs)
     outputs = {SEGMENT_CHANGES: _raw_topic(app, settings, settings.topic_segment_changes),
                DEAD_LETTER: _raw_topic(app, settings, settings.topic_dead_letter),
@@ -194,9 +194,11 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
 
 def population_document(pipeline: Pipeline) -> dict:
     view, summary = pipeline.population, pipeline.global_summary
+    owned = sorted(pipeline.aggregates)  # partitions whose figures this worker keeps and publishes
     if view is None or summary is None:
-        return {"version": None, "partitions": [], "summary": None}
-    return {"version": view.version, "partitions": list(view.partitions), "summary": summary_dict(summary)}
+        return {"version": None, "partitions": [], "owned": owned, "summary": None}
+    return {"version": view.version, "partitions": list(view.partitions), "owned": owned,
+            "summary": summary_dict(summary)}
 
 
 def use_parameters(pipeline: Pipeline, blob: bytes, settings: Settings, log) -> None:

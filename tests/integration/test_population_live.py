@@ -1,0 +1,106 @@
+"""Global population figures across TWO workers on a real broker.
+
+Each worker owns some of the input partitions, publishes their figures to the
+population topic and follows the whole topic; both must end with the same global
+view, covering every partition, equal to the figures computed from the customer
+states in the changelog (exact for counts and sums; cut-offs and Pareto shares
+within the sketch accuracy of the exact values).
+"""
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from streams.core.aggregation import PopulationAggregate, contribution_of, summary_dict
+from streams.generator import EventGenerator, GeneratorConfig
+from streams.kafka.produce import producer, send_events
+from tests.integration.harness import (Worker, changelog_states, client_config, free_port, input_topics,
+                                       make_settings)
+
+pytestmark = pytest.mark.integration
+
+
+def population(port: int):
+    try:
+        return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/population", timeout=2).read())
+    except OSError:
+        return None
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_two_workers_share_one_global_view(kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path):
+    base = replace(make_settings(kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path / "a" / "state"),
+                   population_publish_interval_s=0.5, churn_days=20.0)
+    settings = [base, replace(base, data_dir=str(tmp_path / "b" / "state"), web_port=free_port())]
+    for name in "ab":
+        (tmp_path / name).mkdir(exist_ok=True)
+    workers = [Worker(s, tmp_path / name) for s, name in zip(settings, "ab")]
+    events = list(EventGenerator(GeneratorConfig(seed=21, customers=200, share_duplicates=0.02)).events(limit=3000))
+    try:
+        for w in workers:
+            w.start()
+        for s in settings:
+            wait_until(lambda: population(s.web_port) is not None, 60, "the web server")
+        time.sleep(4 * base.session_timeout_s)  # let the group settle on two members before traffic
+        prod = producer(base.bootstrap, **client_config(base))
+        try:
+            for i in range(0, len(events), 500):  # in waves: a late rebalance still sees traffic after it
+                send_events(prod, input_topics(base, True), events[i:i + 500])
+                time.sleep(1.0)
+        finally:
+            prod.close()
+
+        all_partitions = list(range(base.partitions))
+        cfg = base.population_config()
+
+        def converged():
+            states = changelog_states(base, lambda s: True, timeout=30)
+            want = PopulationAggregate.of(states.values(), cfg)
+            docs = [population(s.web_port) for s in settings]
+            expected = summary_dict(want.summary(cfg_policy.name, cfg_policy.version, all_partitions))
+            if all(d and d["summary"] == expected for d in docs) and docs[0]["version"] == docs[1]["version"]:
+                return states, docs
+            return None
+
+        cfg_policy = base.engine_config().policy
+        states, docs = wait_until(converged, 120, "both workers' global views to match the changelog", 2.0)
+    finally:
+        for w in workers:
+            w.stop()
+
+    logs = "\n".join(w.log()[-2000:] for w in workers)
+    owned = [set(d["owned"]) for d in docs]
+    assert all(owned) and not owned[0] & owned[1] and owned[0] | owned[1] == set(all_partitions), (owned, logs)
+    assert docs[0]["partitions"] == all_partitions and docs[0]["summary"]["customers"] == len(states)
+    summary = docs[0]["summary"]
+    assert sum(s["churned"] for s in summary["segments"].values()) > 0  # the scenario exercises churn
+
+    # cut-offs and Pareto shares against exact values over the changelog states
+    metrics = [dict(contribution_of(s, cfg).metrics) for s in states.values()]
+    revenue = np.array([m["historical_revenue"] for m in metrics]) / 100
+    margin = np.array([m["historical_margin"] for m in metrics]) / 100
+    clv = np.array([m["clv"] for m in metrics]) / 100
+
+    def pareto(values):
+        return np.sort(values)[::-1][: int(0.2 * values.size)].sum() / values.sum()
+
+    assert summary["revenue_share_top20"] == pytest.approx(pareto(revenue), abs=0.01)
+    assert summary["margin_share_top20"] == pytest.approx(pareto(margin), abs=0.01)
+    view = PopulationAggregate.of(states.values(), cfg)
+    for q in (0.2, 0.5, 0.8):
+        assert view.metrics["clv"].quantile(q) == pytest.approx(float(np.quantile(clv, q, method="lower")),
+                                                               rel=0.01, abs=0.01)
