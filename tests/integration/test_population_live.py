@@ -42,7 +42,8 @@ def wait_until(condition, timeout: float, what: str, interval: float = 0.5):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def test_two_workers_share_one_global_view(kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path):
+def test_two_workers_share_one_global_view(any_broker, unique_topic_prefix, tmp_path):
+    kafka_bootstrap, broker_kind = any_broker
     base = replace(make_settings(kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path / "a" / "state"),
                    population_publish_interval_s=0.5, churn_days=20.0)
     settings = [base, replace(base, data_dir=str(tmp_path / "b" / "state"), web_port=free_port())]
