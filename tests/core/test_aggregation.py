@@ -7,7 +7,7 @@ from streams.core.aggregation import (PopulationAggregate, PopulationConfig, Pop
 from streams.core.clv import ClvFigures
 from streams.core.events import DAY_MS
 from streams.core.state import CustomerState, apply
-from tests.core.builders import T0, nps, order, refund
+from tests.core.builders import T0, nps, order
 
 CFG = PopulationConfig()
 
