@@ -23,6 +23,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from .core import codec
 from .core.engine import EngineConfig, Scorer, process, review, review_time_ms
+from .core.population import PopulationView
 from .core.state import APPLIED, LATE, CustomerState
 from .core.validation import EdgeRules, Rejection, decode
 
@@ -47,6 +48,8 @@ class Result:
     writes: Dict[bytes, bytes] = field(default_factory=dict)  # state table key -> value
     outputs: List[Tuple[str, bytes, bytes]] = field(default_factory=list)  # (role, key, value)
     changes: List[dict] = field(default_factory=list)
+    # customer id -> the policy's population metrics after this record (events and reviews it caused)
+    metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
 
 def dead_letter_envelope(record: Record, rejection: Rejection, now_iso: Optional[str] = None) -> bytes:
@@ -70,6 +73,8 @@ class Pipeline:
         self.stream_time: Dict[int, int] = {}
         self.reviews: Dict[int, List[Tuple[int, str]]] = {}
         self.needs_rebuild = True  # review heaps must be (re)built from the table
+        # Where customers stand among all customers (relative cut-offs); None: the policy's fallbacks.
+        self.population: Optional[PopulationView] = None
 
     def set_scorer(self, scorer: Optional[Scorer]) -> None:
         """Switch model parameters; review times depend on them, so rebuild the heaps."""
@@ -88,8 +93,10 @@ class Pipeline:
             return Result("rekeyed", event_type=event.type, outputs=[(REKEY, key, record.value)])
         state = self._load(load, key, event.customer_id)
         position = (f"{self.source_codes.get(record.topic, record.topic)}{record.partition}", record.offset)
-        outcome = process(state, event, self.cfg, position, self.scorer, self.replay)
+        outcome = process(state, event, self.cfg, position, self.scorer, self.replay, self.population)
         result = Result(outcome.status, event_type=event.type)
+        if outcome.metrics is not None:
+            result.metrics[event.customer_id] = outcome.metrics
         result.writes[key] = codec.encode(state)  # positions advance even for duplicates
         if outcome.status == LATE:
             late = Rejection("late", f"event_time older than the customer's watermark minus "
@@ -135,10 +142,11 @@ class Pipeline:
             if blob is None:
                 continue
             state = codec.decode(blob)
-            if review_time_ms(state, self.cfg, self.scorer) != at_ms:
+            if review_time_ms(state, self.cfg, self.scorer, after_ms=at_ms - 1) != at_ms:
                 continue  # superseded by a later event of this customer
-            outcome = review(state, self.cfg, at_ms, self.scorer, self.replay)
+            outcome = review(state, self.cfg, at_ms, self.scorer, self.replay, self.population)
             result.writes[key] = codec.encode(state)
+            result.metrics[customer_id] = outcome.metrics
             if outcome.change:
                 self._publish(result, key, outcome.change)
             self._schedule(partition, customer_id, outcome.review_at_ms)
