@@ -97,22 +97,24 @@ class WhatIfReport:
                sorted({a for a, _ in self.transitions} - set(self.current_segments), key=str)
         cols = [s for s in self.new_segments if self.counts(1)[s]] + \
                sorted({b for _, b in self.transitions} - set(self.new_segments), key=str)
-        width = max([len(str(s)) for s in rows + cols] + [8])
+        first = max([len(str(r)) for r in rows] + [5])
+        widths = [max(len(str(c)), 5) for c in cols]
         lines = [f"what-if: {self.records} records replayed; current policy {self.current_policy} "
                  f"({self.changes_current} segment changes), new policy {self.new_policy} "
                  f"({self.changes_new} segment changes)",
                  "transition matrix (customers, current -> new):",
-                 " " * (width + 2) + "  ".join(f"{str(c):>{width}}" for c in cols) + f"  {'total':>{width}}"]
+                 " " * first + "  " + "  ".join(f"{str(c):>{w}}" for c, w in zip(cols, widths)) + "  total"]
         for r in rows:
-            cells = "  ".join(f"{self.transitions.get((r, c), 0):>{width}}" for c in cols)
-            lines.append(f"{str(r):<{width}}  {cells}  {self.counts(0)[r]:>{width}}")
-        lines.append(f"{'total':<{width}}  " + "  ".join(f"{self.counts(1)[c]:>{width}}" for c in cols)
-                     + f"  {sum(self.transitions.values()):>{width}}")
+            cells = "  ".join(f"{self.transitions.get((r, c), 0):>{w}}" for c, w in zip(cols, widths))
+            lines.append(f"{str(r):<{first}}  {cells}  {self.counts(0)[r]:>5}")
+        lines.append(f"{'total':<{first}}  " + "  ".join(f"{self.counts(1)[c]:>{w}}" for c, w in zip(cols, widths))
+                     + f"  {sum(self.transitions.values()):>5}")
         lines.append(f"customers per segment, current: " + ", ".join(f"{s} {n}" for s, n in
                                                                       _ordered(self.counts(0), self.current_segments)))
         lines.append(f"customers per segment, new:     " + ", ".join(f"{s} {n}" for s, n in
                                                                       _ordered(self.counts(1), self.new_segments)))
-        lines.append(f"{self.moved} of {sum(self.transitions.values())} customers would move")
+        if set(self.current_segments) & set(self.new_segments):  # same segment names: count the moves
+            lines.append(f"{self.moved} of {sum(self.transitions.values())} customers would move")
         if self.output_topic:
             lines.append(f"wrote {self.written} segment changes of the new policy to {self.output_topic}")
         return "\n".join(lines)
