@@ -96,3 +96,23 @@ async def redrive(self, dry_run: bool, include_late: bool) -> None:
     verb = "would re-send" if dry_run else "re-sent"
     print(f"{verb}: {sum(report['resent'].values())} {report['resent']}")
     print(f"still failing: {sum(report['still_failing'].values())} {report['still_failing']}")
+
+
+@app.command(
+    option("--policy", "policy_file", required=True, type=click.Path(exists=True, dir_okay=False),
+           help="The new policy file (YAML) to compare with the current one."),
+    option("--write", is_flag=True, default=False,
+           help="Also write the new policy's segment changes to --output-topic (never the live topic)."),
+    option("--output-topic", default=None,
+           help="Topic for --write (default <app id>-whatif.segment-changes)."),
+)
+async def what_if(self, policy_file: str, write: bool, output_topic) -> None:
+    """Replay the input topics through the current and a new policy; print the transition matrix."""
+    from .core.policies import load_policy_file
+    from .kafka.broker import kafka_python_config_for
+    from .whatif import what_if as run_what_if
+
+    new_policy = load_policy_file(policy_file)  # a bad file stops here with line and field
+    report = run_what_if(settings, new_policy, output_topic=output_topic, write=write,
+                         client_config=kafka_python_config_for(settings.broker_profile))
+    print(report.render())

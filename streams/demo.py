@@ -172,12 +172,13 @@ def _tail(bootstrap, settings, stats, stop, duration, worker, out) -> None:
                 value = (f"predicted {clv['predicted']:>8.2f} P(alive) {clv['p_alive']:.2f}"
                          if clv.get("predicted") is not None else f"formula   {clv['formula']:>8.2f}")
                 print(f"{doc['event_time'][:10]}  {doc['customer_id']:>12}  "
-                      f"{SHORT.get(doc['previous_segment'], '-'):>5} -> {SHORT[doc['segment']]:<5}  "
+                      f"{SHORT.get(doc['previous_segment'], doc['previous_segment'] or '-'):>5} -> "
+                      f"{SHORT.get(doc['segment'], doc['segment']):<5}  "
                       f"{value}  {doc['reason']}", file=out)
             now = time.monotonic()
             if now - last_summary >= 5:
                 last_summary = now
-                pop = "  ".join(f"{SHORT[s]} {n}" for s, n in sorted(population.items()))
+                pop = "  ".join(f"{SHORT.get(s, s)} {n}" for s, n in sorted(population.items()))  # any policy
                 dead = ", ".join(f"{r} {n}" for r, n in reasons.most_common())
                 print(f"--- {stats['sent']} events sent, {stats['changes']} segment changes | {pop} | "
                       f"dead letters: {dead or 'none'}", file=out)

@@ -57,6 +57,8 @@ class Result:
     writes: Dict[bytes, bytes] = field(default_factory=dict)  # state table key -> value
     outputs: List[Tuple[str, bytes, bytes]] = field(default_factory=list)  # (role, key, value)
     changes: List[dict] = field(default_factory=list)
+    # customer id -> the policy's population metrics after this record (events and reviews it caused)
+    metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
 
 def dead_letter_envelope(record: Record, rejection: Rejection, now_iso: Optional[str] = None) -> bytes:
@@ -85,6 +87,7 @@ class Pipeline:
         self.aggregates: Dict[int, PopulationAggregate] = {}  # owned partition -> its figures
         self.population_changed: Set[int] = set()  # partitions whose figures are not published yet
         self.published: Dict[int, Published] = {}  # latest aggregate per partition, all workers
+        # Where customers stand among all customers (relative cut-offs); None: the policy's fallbacks.
         self.population: Optional[PopulationSnapshot] = None  # the global PopulationView
         self.global_summary: Optional[PopulationSummary] = None
 
@@ -106,9 +109,11 @@ class Pipeline:
         state = self._load(load, key, event.customer_id)
         before = contribution_of(state, self.population_config)
         position = (f"{self.source_codes.get(record.topic, record.topic)}{record.partition}", record.offset)
-        outcome = process(state, event, self.cfg, position, self.scorer, self.replay)
+        outcome = process(state, event, self.cfg, position, self.scorer, self.replay, self.population)
         self._recount(record.partition, before, state, outcome, state.watermark_ms)
         result = Result(outcome.status, event_type=event.type)
+        if outcome.metrics is not None:
+            result.metrics[event.customer_id] = outcome.metrics
         result.writes[key] = codec.encode(state)  # positions advance even for duplicates
         if outcome.status == LATE:
             late = Rejection("late", f"event_time older than the customer's watermark minus "
@@ -154,12 +159,13 @@ class Pipeline:
             if blob is None:
                 continue
             state = codec.decode(blob)
-            if review_time_ms(state, self.cfg, self.scorer) != at_ms:
+            if review_time_ms(state, self.cfg, self.scorer, after_ms=at_ms - 1) != at_ms:
                 continue  # superseded by a later event of this customer
             before = contribution_of(state, self.population_config)
-            outcome = review(state, self.cfg, at_ms, self.scorer, self.replay)
+            outcome = review(state, self.cfg, at_ms, self.scorer, self.replay, self.population)
             self._recount(partition, before, state, outcome, max(at_ms, state.watermark_ms or at_ms))
             result.writes[key] = codec.encode(state)
+            result.metrics[customer_id] = outcome.metrics
             if outcome.change:
                 self._publish(result, key, outcome.change)
             self._schedule(partition, customer_id, outcome.review_at_ms)

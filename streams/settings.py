@@ -13,7 +13,7 @@ from .core.clv import FormulaConfig
 from .core.engine import EngineConfig
 from .core.events import DAY_MS
 from .core.prediction import PredictionConfig
-from .core.segments import MatrixPolicy
+from .core.policies import MatrixPolicy, load_policy_file
 from .core.validation import EdgeRules
 
 
@@ -67,7 +67,9 @@ class Settings:
     horizon_steps: int = _env("CLV_HORIZON_STEPS", 12, int, doc="Discounting periods within the horizon.")
     discount_rate: float = _env("CLV_DISCOUNT_RATE", 0.10, float, doc="Annual discount rate of predicted CLV.")
     at_risk_p_alive: float = _env("CLV_AT_RISK_P_ALIVE", 0.5, float, doc="A customer whose P(alive) falls below this is at risk of churn (low loyalty).")
-    # Value x loyalty matrix
+    # Segmentation policy
+    policy_file: str = _env("CLV_POLICY_FILE", "", doc="Segmentation policy file (YAML: matrix, criteria or rfm; see README, Segmentation policies). Empty: the value x loyalty matrix from the settings below.")
+    # Value x loyalty matrix (the default policy)
     value_metric: str = _env("CLV_VALUE_METRIC", "formula", doc="CLV figure for the value axis: formula, predicted, historical_margin, historical_revenue.")
     high_value_threshold: float = _env("CLV_HIGH_VALUE_THRESHOLD", 500.0, float, doc="High value at or above this CLV.")
     loyalty_min_orders: int = _env("CLV_LOYALTY_MIN_ORDERS_365D", 2, int, doc="High loyalty needs at least this many orders in 365 days...")
@@ -123,11 +125,18 @@ class Settings:
                                   default_order_value=self.clv_default_order_value,
                                   default_acquisition_cost=self.clv_default_acquisition_cost,
                                   currency=currency),
-            policy=MatrixPolicy(value_metric=self.value_metric, high_value_threshold=self.high_value_threshold,
-                                loyalty_min_orders_365d=self.loyalty_min_orders,
-                                loyalty_max_recency_days=self.loyalty_max_recency_days,
-                                loyalty_min_last_nps=self.loyalty_min_last_nps, hysteresis=self.hysteresis,
-                                at_risk_p_alive=self.at_risk_p_alive))
+            policy=self.policy())
+
+    def policy(self):
+        """The active segmentation policy: the policy file, else the matrix from the CLV_* settings.
+        A bad file raises PolicyFileError naming each problem's line and field."""
+        if self.policy_file:
+            return load_policy_file(self.policy_file)
+        return MatrixPolicy(value_metric=self.value_metric, high_value_threshold=self.high_value_threshold,
+                            loyalty_min_orders_365d=self.loyalty_min_orders,
+                            loyalty_max_recency_days=self.loyalty_max_recency_days,
+                            loyalty_min_last_nps=self.loyalty_min_last_nps, hysteresis=self.hysteresis,
+                            at_risk_p_alive=self.at_risk_p_alive)
 
     def population_config(self) -> PopulationConfig:
         return PopulationConfig.for_policy(self.engine_config().policy, churn_days=self.churn_days)

@@ -4,15 +4,23 @@ The Faust shell calls ``process`` for each input record and ``review`` when the
 stream's event time passes a customer's review time; both return the segment
 change to publish, if any. Nothing here reads the clock or talks to Kafka, so a
 replay of the same log gives the same states and the same changes.
+
+The segmentation policy (``policies``) decides the segment; relative policies
+ask the optional population view where the customer stands. The engine adds
+the minimum dwell time: a customer that moved less than ``min_dwell_days`` of
+event time ago keeps its segment (a manual override excepted) and is reviewed
+when the dwell time ends.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from .clv import ClvFigures, FormulaConfig, formula_clv
 from .events import DAY_MS, Event
-from .segments import HV_HL, LV_HL, MatrixPolicy, assess, next_review_ms
+from .policies.base import PAliveCrossing, Policy
+from .policies.matrix import MatrixPolicy
+from .population import PopulationView
 from .state import APPLIED, CustomerState, apply
 from .validation import format_time_ms
 
@@ -21,19 +29,32 @@ from .validation import format_time_ms
 Scorer = Callable[[CustomerState, ClvFigures, int], ClvFigures]
 
 
-def review_time_ms(state: CustomerState, cfg: "EngineConfig", scorer: Optional[Scorer] = None) -> Optional[int]:
-    """When to look at a silent customer again (loyalty lapse or P(alive) crossing)."""
-    crossing = None
-    if scorer is not None and hasattr(scorer, "p_alive_crossing_ms") and state.segment in (HV_HL, LV_HL):
-        crossing = scorer.p_alive_crossing_ms(state, cfg.policy.at_risk_p_alive)
-    return next_review_ms(state, cfg.policy, crossing)
+def _crossing(state: CustomerState, scorer: Optional[Scorer]) -> Optional[PAliveCrossing]:
+    if scorer is None or not hasattr(scorer, "p_alive_crossing_ms"):
+        return None
+    return lambda threshold: scorer.p_alive_crossing_ms(state, threshold)
+
+
+def review_time_ms(state: CustomerState, cfg: "EngineConfig", scorer: Optional[Scorer] = None,
+                   after_ms: Optional[int] = None) -> Optional[int]:
+    """When to look at a silent customer again: the earliest moment after ``after_ms`` (default: its
+    latest event) at which the policy's verdict can change with time alone, or its dwell time ends."""
+    after = state.watermark_ms if after_ms is None else after_ms
+    if after is None:
+        return None
+    times = [cfg.policy.review_time_ms(state, after, _crossing(state, scorer))]
+    dwell = cfg.policy.stability.min_dwell_ms
+    if dwell and state.segment_since_ms is not None:
+        times.append(state.segment_since_ms + dwell)
+    later = [t for t in times if t is not None and t > after]
+    return min(later) if later else None
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     lateness_ms: int = 7 * DAY_MS
     formula: FormulaConfig = FormulaConfig()
-    policy: MatrixPolicy = MatrixPolicy()
+    policy: Policy = MatrixPolicy()
 
     def __post_init__(self):
         if not 0 <= self.lateness_ms < 365 * DAY_MS:
@@ -42,9 +63,11 @@ class EngineConfig:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str  # applied | duplicate | late | redelivered
+    status: str  # applied | duplicate | late | redelivered | reviewed
     change: Optional[dict] = None  # a segment_change event (schemas/v1/segment_change.schema.json)
     review_at_ms: Optional[int] = None  # when to look at this customer again if nothing happens
+    # the policy's population metrics for this customer after the event (None when nothing was applied)
+    metrics: Optional[Dict[str, float]] = None
     clv: Optional[ClvFigures] = None  # the figures the assessment used (population figures record them)
 
 
@@ -55,35 +78,38 @@ def score(state: CustomerState, cfg: EngineConfig, as_of_ms: int, scorer: Option
 
 def process(state: CustomerState, event: Event, cfg: EngineConfig,
             position: Optional[Tuple[str, int]] = None, scorer: Optional[Scorer] = None,
-            replay: bool = False) -> Outcome:
+            replay: bool = False, population: Optional[PopulationView] = None) -> Outcome:
     """Apply one event to ``state`` (in place) and assess the customer's segment."""
     status = apply(state, event, cfg.lateness_ms, position)
     if status != APPLIED:
         return Outcome(status)
     cause = {"event_id": event.event_id, "type": event.type}
-    return Outcome(status, *_reassess(state, cfg, state.watermark_ms, cause, scorer, replay))
+    return Outcome(status, *_reassess(state, cfg, state.watermark_ms, cause, scorer, replay, population))
 
 
 def review(state: CustomerState, cfg: EngineConfig, as_of_ms: int, scorer: Optional[Scorer] = None,
-           replay: bool = False) -> Outcome:
+           replay: bool = False, population: Optional[PopulationView] = None) -> Outcome:
     """Re-assess a silent customer at event time ``as_of_ms`` (drift toward low loyalty / churn)."""
     if state.watermark_ms is not None and as_of_ms < state.watermark_ms:
         as_of_ms = state.watermark_ms
     cause = {"event_id": f"review:{state.customer_id}:{as_of_ms}", "type": "review"}
-    return Outcome("reviewed", *_reassess(state, cfg, as_of_ms, cause, scorer, replay))
+    return Outcome("reviewed", *_reassess(state, cfg, as_of_ms, cause, scorer, replay, population))
 
 
 def _reassess(state: CustomerState, cfg: EngineConfig, as_of_ms: int, cause: dict,
-              scorer: Optional[Scorer], replay: bool):
+              scorer: Optional[Scorer], replay: bool, population: Optional[PopulationView]):
+    policy = cfg.policy
     clv = score(state, cfg, as_of_ms, scorer)
     state.scored_by = clv.model
-    verdict = assess(state, clv, cfg.policy, as_of_ms)
+    verdict = policy.assess(state, clv, as_of_ms, population)
     change = None
-    if verdict.segment != state.segment:
+    dwell = policy.stability.min_dwell_ms
+    held = (dwell and not verdict.manual and state.segment_since_ms is not None
+            and as_of_ms < state.segment_since_ms + dwell)
+    if verdict.segment != state.segment and not held:
         previous = state.segment
         state.segment, state.segment_since_ms = verdict.segment, as_of_ms
         state.sequence += 1
-        policy = cfg.policy
         change = {
             "type": "segment_change", "schema_version": 1,
             "event_id": f"{state.customer_id}:{state.sequence}",
@@ -95,4 +121,7 @@ def _reassess(state: CustomerState, cfg: EngineConfig, as_of_ms: int, cause: dic
             "clv": clv.to_dict(cfg.formula.currency),
             "event_time": format_time_ms(as_of_ms), "cause": cause, "replay": replay,
         }
-    return change, review_time_ms(state, cfg, scorer), clv
+        if verdict.population_version is not None:
+            change["population_version"] = verdict.population_version
+    metrics = policy.population_metrics(state, clv)
+    return change, review_time_ms(state, cfg, scorer, as_of_ms), metrics, clv

@@ -92,3 +92,22 @@ def test_rebuild_restores_review_schedule():
     fresh = Pipeline(EngineConfig(), EdgeRules(), CODES)
     assert fresh.rebuild(lambda key: 0, store.items(), [0]) == 1
     assert fresh.reviews[0] == p.reviews[0]
+
+
+def test_pipeline_passes_its_population_view_and_returns_each_customers_metrics():
+    from dataclasses import replace as dc_replace
+
+    from streams.core.exact_population import ExactPopulation
+    from streams.core.policies import MatrixPolicy
+
+    policy = MatrixPolicy(value_metric="historical_revenue", high_value_top_share=0.5, min_population=2)
+    p, store = Pipeline(dc_replace(EngineConfig(), policy=policy), EdgeRules(), CODES), Store()
+    assert p.population is None  # until a population view is wired in: the policy's fallback cut-offs
+    first = p.handle(rec(order_bytes("e1", 1, amount=300.0), 0), store.get)
+    store.apply(first)
+    assert first.metrics == {"c1": {"value": 300.0}} and "population_version" not in first.changes[0]
+    p.population = ExactPopulation.of({"a": {"value": 100.0}, "b": {"value": 200.0}}, version="snap-9")
+    second = p.handle(rec(order_bytes("e2", 2, amount=10.0), 1), store.get)
+    change, = second.changes
+    assert change["segment"].startswith("High Value") and change["population_version"] == "snap-9"
+    assert second.metrics == {"c1": {"value": 310.0}}
