@@ -32,7 +32,7 @@ from typing import Dict, Iterable, Mapping, Optional, Tuple
 import msgpack
 
 from .clv import ClvFigures
-from .distribution import DEFAULT_RELATIVE_ACCURACY, LogHistogram, to_cents
+from .distribution import DEFAULT_RELATIVE_ACCURACY, LogHistogram, histogram_for, to_cents
 from .events import DAY_MS
 from .population import PopulationSummary, SegmentFigures
 from .state import CustomerState
@@ -189,7 +189,7 @@ class PopulationAggregate:
     def _move(self, name: str, cents: int, sign: int) -> None:
         h = self.metrics.get(name)
         if h is None:
-            h = self.metrics[name] = LogHistogram(self.relative_accuracy)
+            h = self.metrics[name] = histogram_for(name, self.relative_accuracy)
         h.add_cents(cents, sign)
         if not h.count:
             del self.metrics[name]
@@ -200,7 +200,7 @@ class PopulationAggregate:
             for i, x in enumerate(totals):
                 mine[i] += x
         for name, h in other.metrics.items():
-            self.metrics.setdefault(name, LogHistogram(self.relative_accuracy)).merge(h)
+            self.metrics.setdefault(name, histogram_for(name, self.relative_accuracy)).merge(h)
         return self
 
     @classmethod

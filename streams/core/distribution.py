@@ -36,6 +36,35 @@ def _mapping(relative_accuracy: float) -> LogarithmicMapping:
     return m
 
 
+class LinearMapping:
+    """Fixed-width buckets, for values whose error must be absolute: event times.
+
+    A 1% relative error on an epoch timestamp is months; RFM's recency quintiles need days.
+    Same interface as DDSketch's mappings (``key``/``value``) over the magnitudes it is given.
+    """
+
+    __slots__ = ("width",)
+
+    def __init__(self, width: float):
+        if width <= 0:
+            raise ValueError("bucket width must be positive")
+        self.width = width
+
+    def key(self, magnitude: float) -> int:
+        return int(magnitude // self.width)
+
+    def value(self, key: int) -> float:
+        return (key + 0.5) * self.width
+
+
+def histogram_for(metric: str, relative_accuracy: float) -> "LogHistogram":
+    """The distribution a named metric is kept in: names ending in ``_ms`` are event times
+    (epoch milliseconds) bucketed by UTC day; every other metric in log buckets."""
+    if metric.endswith("_ms"):
+        return LogHistogram(relative_accuracy, linear_width=86_400_000)
+    return LogHistogram(relative_accuracy)
+
+
 def to_cents(value: float) -> int:
     return int(round(value * 100))
 
@@ -43,11 +72,12 @@ def to_cents(value: float) -> int:
 class LogHistogram:
     """Counts and cent sums per log bucket of positive and negative values, plus zeros."""
 
-    __slots__ = ("relative_accuracy", "_mapping", "positive", "negative", "zeros", "count")
+    __slots__ = ("relative_accuracy", "linear_width", "_mapping", "positive", "negative", "zeros", "count")
 
-    def __init__(self, relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY):
+    def __init__(self, relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY, linear_width: Optional[float] = None):
         self.relative_accuracy = relative_accuracy
-        self._mapping = _mapping(relative_accuracy)
+        self.linear_width = linear_width  # set: fixed-width buckets (see LinearMapping) instead of log buckets
+        self._mapping = _mapping(relative_accuracy) if linear_width is None else LinearMapping(linear_width)
         self.positive: Dict[int, List[int]] = {}  # key of the value -> [count, sum of cents]
         self.negative: Dict[int, List[int]] = {}  # key of -value -> [count, sum of cents (negative)]
         self.zeros = 0
@@ -87,8 +117,8 @@ class LogHistogram:
 
     def merge(self, other: "LogHistogram") -> "LogHistogram":
         """Add ``other`` into this histogram (same accuracy); returns self."""
-        if other.relative_accuracy != self.relative_accuracy:
-            raise ValueError("cannot merge histograms of different accuracy")
+        if (other.relative_accuracy, other.linear_width) != (self.relative_accuracy, self.linear_width):
+            raise ValueError("cannot merge histograms of different accuracy or bucket width")
         self.zeros += other.zeros
         self.count += other.count
         for mine, theirs in ((self.positive, other.positive), (self.negative, other.negative)):
@@ -180,13 +210,14 @@ class LogHistogram:
 
     # -- encoding ------------------------------------------------------------
     def to_list(self) -> list:
-        """Canonical plain form: [accuracy, zeros, [key, count, sum...] positive, same negative]."""
+        """Canonical plain form: [accuracy, zeros, [key, count, sum...] positive, same negative(, width)]."""
         flat = lambda bins: [x for k in sorted(bins) for x in (k, *bins[k])]  # noqa: E731
-        return [self.relative_accuracy, self.zeros, flat(self.positive), flat(self.negative)]
+        row = [self.relative_accuracy, self.zeros, flat(self.positive), flat(self.negative)]
+        return row if self.linear_width is None else row + [self.linear_width]
 
     @classmethod
     def from_list(cls, row: list) -> "LogHistogram":
-        h = cls(row[0])
+        h = cls(row[0], row[4] if len(row) > 4 else None)
         h.zeros = row[1]
         for bins, flat in ((h.positive, row[2]), (h.negative, row[3])):
             for i in range(0, len(flat), 3):

@@ -91,3 +91,23 @@ def test_size_is_bounded_by_the_value_range_not_the_population(spend):
     # ~1% buckets over 0.01..1e5: well under the ~1,040 per sign of the module docstring
     assert len(h.positive) + len(h.negative) < 2 * 1040
     assert len(h.positive) < len(set(spend.tolist())) / 5
+
+
+def test_event_time_metrics_are_bucketed_by_day_not_by_magnitude():
+    """A 1% relative error on an epoch timestamp would be months; RFM recency needs days."""
+    import numpy as np
+    from streams.core.distribution import histogram_for
+
+    rng = np.random.default_rng(3)
+    day = 86_400_000
+    last_orders = 1_700_000_000_000 + rng.integers(0, 700 * day, size=20_000)
+    h = histogram_for("last_order_ms", 0.01)
+    for t in last_orders:
+        h.add(float(t))
+    for q in (0.2, 0.4, 0.6, 0.8):
+        exact = float(np.quantile(last_orders, q, method="lower"))
+        assert abs(h.quantile(q) - exact) <= day
+    assert abs(h.fraction_below(float(np.median(last_orders))) - 0.5) < 0.01
+    again = type(h).from_list(h.to_list())
+    assert again == h and again.linear_width == day
+    assert histogram_for("clv", 0.01).linear_width is None
