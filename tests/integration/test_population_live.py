@@ -19,6 +19,7 @@ import pytest
 from streams.core.aggregation import PopulationAggregate, contribution_of, summary_dict
 from streams.generator import EventGenerator, GeneratorConfig
 from streams.kafka.produce import producer, send_events
+from streams.kafka.read import read_to_end
 from tests.integration.harness import (Worker, changelog_states, client_config, free_port, input_topics,
                                        make_settings)
 
@@ -105,3 +106,60 @@ def test_two_workers_share_one_global_view(any_broker, unique_topic_prefix, tmp_
     for q in (0.2, 0.5, 0.8):
         assert view.metrics["clv"].quantile(q) == pytest.approx(float(np.quantile(clv, q, method="lower")),
                                                                rel=0.01, abs=0.01)
+
+
+def test_relative_cut_off_decided_with_the_global_view_on_both_workers(kafka_bootstrap, broker_kind,
+                                                                       unique_topic_prefix, tmp_path):
+    """The matrix's "top 20% of formula CLV is high value", live on two workers (tansu).
+
+    Decisions made once the merged view holds enough customers name its version; both
+    workers make such decisions (so the cut-off is global, not per worker), and the share
+    of high-value customers at the end sits near the declared 20%.
+    """
+    policy_file = tmp_path / "top20.yaml"
+    text = open("deploy/policies/matrix.yaml").read()
+    policy_file.write_text(text.replace("min_population: 100", "min_population: 40")
+                           .replace("min_dwell_days: 7", "min_dwell_days: 0"))
+    base = replace(make_settings(kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path / "a" / "state"),
+                   population_publish_interval_s=0.5, policy_file=str(policy_file))
+    settings = [base, replace(base, data_dir=str(tmp_path / "b" / "state"), web_port=free_port())]
+    for name in "ab":
+        (tmp_path / name).mkdir(exist_ok=True)
+    workers = [Worker(s, tmp_path / name) for s, name in zip(settings, "ab")]
+    events = list(EventGenerator(GeneratorConfig(seed=5, customers=300)).events(limit=4500))
+    try:
+        for w in workers:
+            w.start()
+        for s in settings:
+            wait_until(lambda: population(s.web_port) is not None, 60, "the web server")
+        time.sleep(4 * base.session_timeout_s)
+        prod = producer(base.bootstrap, **client_config(base))
+        try:
+            for i in range(0, len(events), 500):  # waves: later ones are decided with the merged view
+                send_events(prod, input_topics(base, True), events[i:i + 500])
+                time.sleep(1.0)
+        finally:
+            prod.close()
+        # every customer's last event applied: its highest order/interaction position is in the state
+        n_customers = len({ev.key for ev in events if getattr(ev, "key", None)})
+        wait_until(lambda: len(changelog_states(base, lambda s: True, timeout=30)) >= 0.95 * n_customers, 120,
+                   "the customers in the changelog", 2.0)
+        time.sleep(3.0)
+        docs = wait_until(lambda: [d for d in (population(s.web_port) for s in settings) if d] or None, 30,
+                          "the population views")
+    finally:
+        for w in workers:
+            w.stop()
+
+    owned = [set(d["owned"]) for d in docs]
+    changes = [json.loads(r.value) for r in read_to_end(base.bootstrap, base.topic_segment_changes, timeout=60,
+                                                        **client_config(base))]
+    relative = [c for c in changes if c.get("population_version")]
+    from streams.kafka.partitioning import partition_for
+    deciding = {i for i, mine in enumerate(owned)
+                for c in relative if partition_for(c["customer_id"].encode(), base.partitions) in mine}
+    assert relative and deciding == {0, 1}, (len(relative), len(changes), owned)
+    assert all(c["policy_version"] == "2-top20" for c in changes)
+    states = changelog_states(base, lambda s: True, timeout=30)
+    high = sum(1 for s in states.values() if s.segment and s.segment.startswith("High Value"))
+    assert 0.10 <= high / len(states) <= 0.35, (high, len(states))
