@@ -47,6 +47,7 @@ class Result:
     writes: Dict[bytes, bytes] = field(default_factory=dict)  # state table key -> value
     outputs: List[Tuple[str, bytes, bytes]] = field(default_factory=list)  # (role, key, value)
     changes: List[dict] = field(default_factory=list)
+    event_time_ms: Optional[int] = None  # of a decoded event (operational metrics only)
 
 
 def dead_letter_envelope(record: Record, rejection: Rejection, now_iso: Optional[str] = None) -> bytes:
@@ -85,11 +86,12 @@ class Pipeline:
         if record.key != key:
             # Producer keyed it otherwise: move it to the customer's partition first,
             # so one partition (and one worker) owns all of a customer's events.
-            return Result("rekeyed", event_type=event.type, outputs=[(REKEY, key, record.value)])
+            return Result("rekeyed", event_type=event.type, outputs=[(REKEY, key, record.value)],
+                          event_time_ms=event.event_time_ms)
         state = self._load(load, key, event.customer_id)
         position = (f"{self.source_codes.get(record.topic, record.topic)}{record.partition}", record.offset)
         outcome = process(state, event, self.cfg, position, self.scorer, self.replay)
-        result = Result(outcome.status, event_type=event.type)
+        result = Result(outcome.status, event_type=event.type, event_time_ms=event.event_time_ms)
         result.writes[key] = codec.encode(state)  # positions advance even for duplicates
         if outcome.status == LATE:
             late = Rejection("late", f"event_time older than the customer's watermark minus "

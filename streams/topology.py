@@ -12,16 +12,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from datetime import datetime, timezone
+from typing import Optional
 
 import faust
 
 from .kafka.broker import faust_settings_for
 from .kafka.partitioning import partition_for
 from .core.prediction import ModelScorer
-from .metrics import MODEL_INFO, PROCESSING_SECONDS, exposition, observe
+from .metrics import MODEL_INFO, PROCESSING_SECONDS, observe, set_population_source, watch_worker
 from .models.params import ModelParameters
 from .pipeline import DEAD_LETTER, REKEY, SEGMENT_CHANGES, Pipeline, Record
 from .settings import Settings
+from .views import Population, SummarySource, register_views
 
 STATE_TABLE = "customer-state"
 
@@ -43,6 +45,7 @@ class Topology:
     pipeline: Pipeline
     table: object
     outputs: dict
+    population: Population  # what /segments serves
 
 
 def _raw_topic(app: faust.App, settings: Settings, *names: str, **kw):
@@ -138,15 +141,19 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         finally:
             await consumer.stop()
 
-    @app.page("/metrics")
-    async def metrics(web, request):
-        return web.bytes(exposition(), content_type="text/plain; version=0.0.4")  # aiohttp adds the charset
+    watch_worker(app, inputs)
+    topology = Topology(app, settings, pipeline, table, outputs,
+                        register_views(app, table, pipeline, settings.api_token))
+    # Per-segment figures: none until the population aggregation provides them (no made-up figures).
+    use_population(topology, local=None, merged=None)
+    return topology
 
-    @app.page("/health")
-    async def health(web, request):
-        return web.json({"status": "ok"})
 
-    return Topology(app, settings, pipeline, table, outputs)
+def use_population(topology: Topology, local: Optional[SummarySource], merged: Optional[SummarySource]) -> None:
+    """Point the per-segment metrics at this worker's partitions (``local``, summed across workers
+    in PromQL) and /segments at the summary of every partition (``merged``)."""
+    set_population_source(local)
+    topology.population.source = merged
 
 
 def use_parameters(pipeline: Pipeline, blob: bytes, settings: Settings, log) -> None:
@@ -172,6 +179,10 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 10),
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.advertised_url,  # table_route forwards lookups to the owner's URL
+        # Faust's own /router and /table pages would serve raw table values past the API's token.
+        web_router_enabled=False,
+        web_tables_enabled=False,
         consumer_auto_offset_reset="earliest",
         # Do not wait for in-flight events at shutdown: the agent stops taking events once the
         # app stops (see customer_events) and they are redelivered.
