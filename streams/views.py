@@ -63,7 +63,9 @@ def register_views(app: faust.App, table, pipeline, api_token: str = "",
     @app.page("/ready")
     async def ready(web, request):
         status = worker_status(app)
-        return web.json({"status": "ready" if status["ready"] else "not ready", **status},
+        changelog = table.changelog_topic.get_topic_name()
+        owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog)
+        return web.json({"status": "ready" if status["ready"] else "not ready", **status, "partitions": owned},
                         status=200 if status["ready"] else 503)
 
     @app.page("/customers/{customer_id}")
