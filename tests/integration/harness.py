@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -141,6 +142,7 @@ class Expected:
         self.store: Dict[bytes, bytes] = {}
         self.changes: List[dict] = []
         self.dead: List[str] = []
+        self.outcomes: Counter = Counter()  # (event type or "unknown", outcome) per record, as the metrics count
         self._offsets: Dict[tuple, int] = {}
 
     def feed(self, events) -> "Expected":
@@ -154,6 +156,7 @@ class Expected:
             self.changes.extend(result.changes)
             if result.reason:
                 self.dead.append(result.reason)
+            self.outcomes[(result.event_type or "unknown", result.outcome)] += 1
         return self
 
     @property
