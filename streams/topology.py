@@ -46,6 +46,7 @@ class Topology:
     table: object
     outputs: dict
     population: Population  # what /segments serves
+    local_population: Optional[SummarySource] = None  # what the per-segment metrics read
 
 
 def _raw_topic(app: faust.App, settings: Settings, *names: str, **kw):
@@ -141,18 +142,25 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         finally:
             await consumer.stop()
 
-    watch_worker(app, inputs)
     topology = Topology(app, settings, pipeline, table, outputs,
                         register_views(app, table, pipeline, settings.api_token))
     # Per-segment figures: none until the population aggregation provides them (no made-up figures).
     use_population(topology, local=None, merged=None)
+
+    @app.task
+    async def expose_worker_state():
+        """Point the process-wide collectors at the app that runs (tasks start only there:
+        `python -m streams.app` imports the module twice and builds a second, idle app)."""
+        watch_worker(app, inputs)
+        set_population_source(lambda: topology.local_population() if topology.local_population else None)
+
     return topology
 
 
 def use_population(topology: Topology, local: Optional[SummarySource], merged: Optional[SummarySource]) -> None:
     """Point the per-segment metrics at this worker's partitions (``local``, summed across workers
     in PromQL) and /segments at the summary of every partition (``merged``)."""
-    set_population_source(local)
+    topology.local_population = local
     topology.population.source = merged
 
 
