@@ -101,7 +101,8 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
         ensure_topics(broker.bootstrap, topic_specs(settings))
         print(f"broker    tansu on {broker.bootstrap} (pid {broker.pid}); logs and state in {workdir}", file=out)
         worker = start_worker(settings, workdir / "worker.log")
-        print(f"worker    pid {worker.pid}, metrics on http://127.0.0.1:{web_port}/metrics", file=out)
+        print(f"worker    pid {worker.pid}, metrics on http://127.0.0.1:{web_port}/metrics, "
+              f"query API on http://127.0.0.1:{web_port}/customers/<id> and /segments", file=out)
         from .generator import EventGenerator, GeneratorConfig
 
         gen = EventGenerator(GeneratorConfig(seed=seed, customers=customers, share_duplicates=0.01,

@@ -59,6 +59,7 @@ class Result:
     changes: List[dict] = field(default_factory=list)
     # customer id -> the policy's population metrics after this record (events and reviews it caused)
     metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    event_time_ms: Optional[int] = None  # of a decoded event (operational metrics only)
 
 
 def dead_letter_envelope(record: Record, rejection: Rejection, now_iso: Optional[str] = None) -> bytes:
@@ -105,13 +106,14 @@ class Pipeline:
         if record.key != key:
             # Producer keyed it otherwise: move it to the customer's partition first,
             # so one partition (and one worker) owns all of a customer's events.
-            return Result("rekeyed", event_type=event.type, outputs=[(REKEY, key, record.value)])
+            return Result("rekeyed", event_type=event.type, outputs=[(REKEY, key, record.value)],
+                          event_time_ms=event.event_time_ms)
         state = self._load(load, key, event.customer_id)
         before = contribution_of(state, self.population_config)
         position = (f"{self.source_codes.get(record.topic, record.topic)}{record.partition}", record.offset)
         outcome = process(state, event, self.cfg, position, self.scorer, self.replay, self.population)
         self._recount(record.partition, before, state, outcome, state.watermark_ms)
-        result = Result(outcome.status, event_type=event.type)
+        result = Result(outcome.status, event_type=event.type, event_time_ms=event.event_time_ms)
         if outcome.metrics is not None:
             result.metrics[event.customer_id] = outcome.metrics
         result.writes[key] = codec.encode(state)  # positions advance even for duplicates

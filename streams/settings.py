@@ -41,6 +41,8 @@ class Settings:
     session_timeout_s: float = _env("CLV_SESSION_TIMEOUT", 10.0, float, doc="Consumer group session timeout, seconds.")
     web_host: str = _env("CLV_WEB_HOST", "127.0.0.1", doc="Bind address of the worker's web server (metrics, API).")
     web_port: int = _env("CLV_WEB_PORT", 6066, int, doc="Port of the worker's web server.")
+    web_advertised_url: str = _env("CLV_WEB_ADVERTISED_URL", "", doc="URL other workers use to reach this worker's web server (customer lookups are forwarded to the key's owner); empty: `http://<CLV_WEB_HOST or the host name>:<CLV_WEB_PORT>`.")
+    api_token: str = _env("CLV_API_TOKEN", "", doc="If set, `/customers/...` and `/segments` require `Authorization: Bearer <token>` (not `/metrics`, `/health`, `/ready`).")
     topic_orders: str = _env("CLV_TOPIC_ORDERS", "clv.orders", doc="Orders and refunds (keyed by customer id).")
     topic_interactions: str = _env("CLV_TOPIC_INTERACTIONS", "clv.interactions", doc="Service contacts, complaints, NPS, CES, referrals, reviews.")
     topic_customers: str = _env("CLV_TOPIC_CUSTOMERS", "clv.customers", doc="Signups and profile updates.")
@@ -109,6 +111,16 @@ class Settings:
     def bootstrap(self) -> str:
         """kafka-python style bootstrap list from the Faust broker URL."""
         return ",".join(u.split("://", 1)[-1] for u in self.broker.replace(",", ";").split(";"))
+
+    @property
+    def advertised_url(self) -> str:
+        """Faust's canonical URL: where the query API forwards a lookup for a key this worker owns."""
+        if self.web_advertised_url:
+            return self.web_advertised_url.rstrip("/")
+        import socket
+
+        host = self.web_host if self.web_host not in ("", "0.0.0.0", "::") else socket.gethostname()
+        return f"http://{host}:{self.web_port}"
 
     def edge_rules(self) -> EdgeRules:
         return EdgeRules(accepted_currencies=frozenset(c.strip() for c in self.currencies.split(",") if c.strip()),

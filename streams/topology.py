@@ -12,17 +12,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from datetime import datetime, timezone
+from typing import Optional
 
 import faust
 
 from .kafka.broker import faust_settings_for
 from .kafka.partitioning import partition_for
 from .core.prediction import ModelScorer
-from .metrics import MODEL_INFO, PROCESSING_SECONDS, exposition, observe
+from .metrics import MODEL_INFO, PROCESSING_SECONDS, observe, set_population_source, watch_worker
 from .models.params import ModelParameters
 from .core.aggregation import summary_dict
 from .pipeline import DEAD_LETTER, REKEY, SEGMENT_CHANGES, Pipeline, Record
 from .settings import Settings
+from .views import Population, SummarySource, register_views
 
 STATE_TABLE = "customer-state"
 
@@ -49,6 +51,8 @@ class Topology:
     pipeline: Pipeline
     table: object
     outputs: dict
+    population: Population  # what /segments serves
+    local_population: Optional[SummarySource] = None  # what the per-segment metrics read
 
 
 def _raw_topic(app: faust.App, settings: Settings, *names: str, **kw):
@@ -181,15 +185,27 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         """The global per-segment figures this worker sees (read-only)."""
         return web.json(population_document(pipeline))
 
-    @app.page("/metrics")
-    async def metrics(web, request):
-        return web.bytes(exposition(), content_type="text/plain; version=0.0.4")  # aiohttp adds the charset
+    topology = Topology(app, settings, pipeline, table, outputs,
+                        register_views(app, table, pipeline, settings.api_token))
+    # Per-segment figures: this worker's partitions for the gauges (summed across workers in PromQL),
+    # the merged figures of every partition (from the population topic) for /segments.
+    use_population(topology, local=pipeline.population_summary, merged=lambda: pipeline.global_summary)
 
-    @app.page("/health")
-    async def health(web, request):
-        return web.json({"status": "ok"})
+    @app.task
+    async def expose_worker_state():
+        """Point the process-wide collectors at the app that runs (tasks start only there:
+        `python -m streams.app` imports the module twice and builds a second, idle app)."""
+        watch_worker(app, inputs)
+        set_population_source(lambda: topology.local_population() if topology.local_population else None)
 
-    return Topology(app, settings, pipeline, table, outputs)
+    return topology
+
+
+def use_population(topology: Topology, local: Optional[SummarySource], merged: Optional[SummarySource]) -> None:
+    """Point the per-segment metrics at this worker's partitions (``local``, summed across workers
+    in PromQL) and /segments at the summary of every partition (``merged``)."""
+    topology.local_population = local
+    topology.population.source = merged
 
 
 def population_document(pipeline: Pipeline) -> dict:
@@ -224,6 +240,10 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 10),
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.advertised_url,  # table_route forwards lookups to the owner's URL
+        # Faust's own /router and /table pages would serve raw table values past the API's token.
+        web_router_enabled=False,
+        web_tables_enabled=False,
         consumer_auto_offset_reset="earliest",
         # Do not wait for in-flight events at shutdown: the agent stops taking events once the
         # app stops (see customer_events) and they are redelivered.

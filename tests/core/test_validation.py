@@ -32,6 +32,8 @@ def test_refund_parses_restocked_cost():
 @pytest.mark.parametrize("payload,reason", [
     (b"{not json", "malformed_json"),
     (b"\xff\xfe\x00", "malformed_json"),
+    (raw(event_id="@@").replace(b"@@", b"evt-\xed\xa0\x80-x"), "malformed_json"),  # UTF-8-encoded surrogate
+    (raw(event_id="@@").replace(b"@@", b"evt-\\ud800-x"), "malformed_json"),  # escaped lone surrogate
     (b"[1, 2]", "schema_invalid"),
     (raw(type="coupon"), "unknown_type"),
     (raw(schema_version=2), "unsupported_schema_version"),
@@ -65,3 +67,8 @@ def test_interaction_requires_score_for_its_kind():
 
 def test_time_round_trip():
     assert format_time_ms(parse_time_ms("2025-03-01T10:00:00.123Z")) == "2025-03-01T10:00:00.123Z"
+
+
+def test_escaped_surrogate_pair_is_valid_text():
+    ev = decode(raw(event_id="@@").replace(b"@@", b"evt-\\ud83d\\ude00"), EdgeRules(), record_time_ms=RECORD_TS)
+    assert not isinstance(ev, Rejection) and ev.event_id == "evt-\U0001F600"

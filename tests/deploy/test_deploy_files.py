@@ -328,6 +328,9 @@ def test_compose_workers(compose):
         volumes.add(state)
         # the worker reaches Kafka on its internal listener
         assert settings.bootstrap in kafka_advertised(compose).get("INTERNAL", ""), settings.bootstrap
+        # the other worker forwards lookups for this worker's keys to this URL
+        assert settings.advertised_url == f"http://{worker['hostname']}:{settings.web_port}" == f"http://{name}:{settings.web_port}"
+        assert settings.api_token == ""  # no token unless CLV_API_TOKEN is set when compose reads the file
     assert len(ports) == len(WORKERS) and len(volumes) == len(WORKERS), "workers share a host port or a volume"
 
 
@@ -490,6 +493,10 @@ def test_alert_rules_cover_the_failure_modes():
     assert any(m == {"up"} and "== 0" in rules[n]["expr"] for n, m in uses.items()), "worker down"
     assert any("clvstream_processing_seconds_bucket" in m and "histogram_quantile" in rules[n]["expr"]
                for n, m in uses.items()), "slow processing"
+    assert any(m == {"clvstream_consumer_lag_records"} for m in uses.values()), "consumer lag"
+    assert any(m == {"clvstream_consumer_lag_records", "clvstream_consumer_read_offset"}
+               and "changes(" in rules[n]["expr"] for n, m in uses.items()), "stalled partition"
+    assert any(m == {"clvstream_ready"} for m in uses.values()), "not ready (recovery or rebalance stuck)"
     for name, rule in rules.items():
         assert rule.get("for") and rule["labels"].get("severity") in ("warning", "critical"), name
         assert rule["annotations"].get("summary"), name
@@ -531,6 +538,14 @@ def test_dashboard_panels(dashboard):
         "latency": {"clvstream_processing_seconds_bucket"},
         "model version": {"clvstream_model_parameters_info"},
         "workers up": {"up"},
+        "total CLV": {"clvstream_segment_clv"},
+        "segment population": {"clvstream_segment_customers"},
+        "Pareto share": {"clvstream_pareto_top20_share_ratio"},
+        "consumer lag": {"clvstream_consumer_lag_records"},
+        "event-time lag": {"clvstream_event_lag_seconds_bucket"},
+        "churn": {"clvstream_segment_churned_customers", "clvstream_segment_customers"},
+        "NPS": {"clvstream_segment_nps_customers"},
+        "recovery": {"clvstream_recovery_remaining_records", "clvstream_ready"},
     }
     for what, series in wanted.items():
         assert any(series <= used for used in uses.values()), f"no panel for {what}"
@@ -613,10 +628,16 @@ def test_k8s_worker_statefulset():
     assert container["args"] == ["worker", "-l", "info"]
     assert [e["configMapRef"]["name"] for e in container["envFrom"]] == [configmap["metadata"]["name"]]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe, path in (("startupProbe", "/health"), ("readinessProbe", "/ready"), ("livenessProbe", "/health")):
         get = container[probe]["httpGet"]
-        assert get["path"] == "/health", probe
+        assert get["path"] == path, probe
         assert ports.get(get["port"], get["port"]) == WEB_PORT, probe
+    # lookups are forwarded to the owner by its stable pod name; the token comes from an optional Secret
+    env = {e["name"]: e for e in container["env"]}
+    assert set(env) - {"POD_NAME"} <= SETTING_ENV
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["CLV_WEB_ADVERTISED_URL"]["value"] == f"http://$(POD_NAME).{spec['serviceName']}:{WEB_PORT}"
+    assert env["CLV_API_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is True
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
     (claim,) = spec["volumeClaimTemplates"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -142,6 +143,7 @@ class Expected:
         self.store: Dict[bytes, bytes] = {}
         self.changes: List[dict] = []
         self.dead: List[str] = []
+        self.outcomes: Counter = Counter()  # (event type or "unknown", outcome) per record, as the metrics count
         self._offsets: Dict[tuple, int] = {}
 
     def feed(self, events) -> "Expected":
@@ -155,6 +157,7 @@ class Expected:
             self.changes.extend(result.changes)
             if result.reason:
                 self.dead.append(result.reason)
+            self.outcomes[(result.event_type or "unknown", result.outcome)] += 1
         return self
 
     @property
