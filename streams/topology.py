@@ -20,6 +20,7 @@ from .kafka.partitioning import partition_for
 from .core.prediction import ModelScorer
 from .metrics import MODEL_INFO, PROCESSING_SECONDS, exposition, observe
 from .models.params import ModelParameters
+from .ops.security import aiokafka_config, faust_credentials
 from .pipeline import DEAD_LETTER, REKEY, SEGMENT_CHANGES, Pipeline, Record
 from .settings import Settings
 
@@ -129,7 +130,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
+                                    auto_offset_reset="earliest", **aiokafka_config(settings))
         await consumer.start()
         try:
             consumer.assign([TopicPartition(settings.topic_model_parameters, 0)])
@@ -179,4 +180,5 @@ def create_app(settings: Settings) -> faust.App:
     )
     # Workarounds a test broker needs (e.g. one record per batch on tansu): see streams/kafka/broker.py.
     conf.update(faust_settings_for(settings.broker_profile, session_timeout=settings.session_timeout_s))
+    conf.update(faust_credentials(settings))  # SASL/SSL from CLV_* (streams/ops/security.py)
     return faust.App(settings.app_id, **conf)
