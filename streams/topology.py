@@ -110,10 +110,16 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             except Exception as exc:  # a bug must not stop the partition: park the record, loudly
                 app.log.exception("processing failed at %s[%s]@%s", m.topic, m.partition, m.offset)
                 result = pipeline.failed(record, exc)
+            sent = [await outputs[role].send(key=key, value=value) for role, key, value in result.outputs]
+            if sent and result.writes:
+                # Outputs must be on the broker before the state that records their cause: after a
+                # kill -9 the recovered state marks the event as applied (its offset is in the state),
+                # so its redelivery emits nothing; a change sent after the state write could be lost
+                # (measured: 1-2 of 1,771 changes on both brokers). Waiting for the acks turns that into
+                # a possible duplicate, recognisable by (customer_id, sequence).
+                await asyncio.gather(*sent)
             for key, value in result.writes.items():
                 table[key] = value
-            for role, key, value in result.outputs:
-                await outputs[role].send(key=key, value=value)
             PROCESSING_SECONDS.observe(time.perf_counter() - started)
             observe(result)
 

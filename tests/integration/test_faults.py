@@ -50,10 +50,10 @@ def env(any_broker, unique_topic_prefix, tmp_path):
 
 def test_kill_9_while_events_flow(env, tmp_path):
     settings, started = env, time.monotonic()
-    events = events_for(seed=31, limit=4000, share_duplicates=0.02)
+    events = events_for(seed=31, limit=3000, share_duplicates=0.02)
     expected = Expected(settings).feed(events)
     worker = Worker(settings, tmp_path).start()
-    traffic = Traffic(settings, events, rate=500).start()
+    traffic = Traffic(settings, events, rate=250).start()
     try:
         wait_for_changes(settings, 100)  # the worker is busy
         worker.kill()
