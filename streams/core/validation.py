@@ -7,6 +7,7 @@ and redriven after a fix. Nothing here raises for bad input.
 from __future__ import annotations
 
 import json
+import re
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,14 +69,21 @@ def format_time_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def decode(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[int] = None) -> Union[Event, Rejection]:
     if raw is None:
         return Rejection("malformed_json", "empty record (tombstone) on an event topic")
     if len(raw) > rules.max_payload_bytes:
         return Rejection("too_large", f"payload of {len(raw)} bytes exceeds {rules.max_payload_bytes}")
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+        # Strict UTF-8 first: json.loads(bytes) decodes with "surrogatepass", which lets an encoded
+        # surrogate (b"\xed\xa0\x80") through as a lone surrogate that later fails to encode.
+        doc = json.loads(raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw)
+        if _ESCAPED_SURROGATE.search(raw if isinstance(raw, (bytes, bytearray)) else raw.encode()):
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")  # a lone "\ud800" escape is not text either
+    except (UnicodeError, ValueError) as exc:
         return Rejection("malformed_json", f"not JSON: {exc}"[:500])
     if not isinstance(doc, dict):
         return Rejection("schema_invalid", f"expected a JSON object, got {type(doc).__name__}")

@@ -65,3 +65,19 @@ def test_interaction_requires_score_for_its_kind():
 
 def test_time_round_trip():
     assert format_time_ms(parse_time_ms("2025-03-01T10:00:00.123Z")) == "2025-03-01T10:00:00.123Z"
+
+
+def test_surrogates_are_not_text():
+    """An encoded surrogate (invalid UTF-8 that json.loads(bytes) lets through) or a lone escaped
+    surrogate would crash hashing the event id later: both are malformed JSON at the edge."""
+    import json as _json
+
+    from streams.core.validation import Rejection, decode
+
+    base = b'{"type":"order","schema_version":1,"event_id":"evt-@-x"}'
+    for bad in (b"\xed\xa0\x80", b"\\ud800"):
+        out = decode(base.replace(b"@", bad))
+        assert isinstance(out, Rejection) and out.reason == "malformed_json"
+    pair = decode(base.replace(b"@", b"\\ud83d\\ude00"))  # a valid pair is fine at this step
+    assert not (isinstance(pair, Rejection) and pair.reason == "malformed_json")
+    assert _json.loads(b'"\\ud83d\\ude00"') == "\U0001F600"
