@@ -63,13 +63,15 @@ async def replay(self, from_timestamp, to_earliest: bool, offset, dry_run: bool)
 
 @app.command(
     option("--dry-run", is_flag=True, default=False, help="Only print what would be wiped and reset."),
+    option("--force", is_flag=True, default=False,
+           help="Skip the stopped-group check (every worker is known to be stopped; a broker lists stale members)."),
 )
-async def rebuild(self, dry_run: bool) -> None:
+async def rebuild(self, dry_run: bool, force: bool) -> None:
     """Start over from the input log: wipe local state and changelogs, reset the group to the earliest."""
     from .ops.offsets import GroupActive, rebuild as run_rebuild
 
     try:
-        result = run_rebuild(settings, dry_run=dry_run)
+        result = run_rebuild(settings, dry_run=dry_run, force=force)
     except GroupActive as exc:
         _fail(f"refused: {exc}")
     print("\n".join(result.lines(dry_run)))

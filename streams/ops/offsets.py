@@ -119,8 +119,9 @@ def plan_reset(settings, *, timestamp_ms: Optional[int] = None, to_earliest: boo
     return result
 
 
-def apply_reset(settings, reset: ResetPlan) -> None:
-    require_stopped(settings)
+def apply_reset(settings, reset: ResetPlan, force: bool = False) -> None:
+    if not force:
+        require_stopped(settings)
     client = admin(settings)
     try:
         errors = client.alter_group_offsets(settings.app_id, {tp: OffsetAndMetadata(target, "", -1)
@@ -156,13 +157,14 @@ class RebuildPlan:
         return out
 
 
-def rebuild(settings, dry_run: bool = False, timeout: float = 30.0) -> RebuildPlan:
+def rebuild(settings, dry_run: bool = False, timeout: float = 30.0, force: bool = False) -> RebuildPlan:
     """Wipe local state and the derived topics, then reset the group to the start of its inputs.
 
     Run it on each worker host's state directory (or use ephemeral state dirs): a worker that
     keeps an old local store would restore from it instead of replaying.
     """
-    require_stopped(settings)
+    if not force:  # force: the operator knows every worker is stopped (a broker may list stale members)
+        require_stopped(settings)
     data_dir = Path(settings.data_dir)
     recreate = derived_topics(settings)
     result = RebuildPlan(data_dir, data_dir.exists(), recreate, None)
@@ -187,5 +189,5 @@ def rebuild(settings, dry_run: bool = False, timeout: float = 30.0) -> RebuildPl
         client.close()
     ensure_topics(settings.bootstrap, specs, timeout, client_config=client_config(settings))
     result.reset = plan_reset(settings, to_earliest=True)
-    apply_reset(settings, result.reset)
+    apply_reset(settings, result.reset, force)
     return result
