@@ -5,13 +5,97 @@ from .app import app, settings
 import click
 from faust.cli import option
 
-from .settings import settings_table
+from .settings import settings_table, settings_values
 
 
-@app.command()
-async def show_settings(self) -> None:
-    """Print every setting with its environment variable and default."""
-    print(settings_table())
+@app.command(
+    option("--defaults", is_flag=True, default=False, help="Print the table of variables and defaults instead."),
+)
+async def show_settings(self, defaults: bool) -> None:
+    """Print the current value of every setting (secrets masked), or the table of defaults."""
+    print(settings_table() if defaults else settings_values(settings))
+
+
+def _fail(message: str, code: int = 1) -> None:
+    print(message)
+    raise SystemExit(code)
+
+
+@app.command(
+    click.argument("action", type=click.Choice(["provision", "check"])),
+    option("--dry-run", is_flag=True, default=False, help="provision: only print what would change."),
+)
+async def topics(self, action: str, dry_run: bool) -> None:
+    """Create the engine's topics with partition counts and configs, or check a cluster against them."""
+    from .ops import topics as ops_topics
+
+    if action == "check":
+        report = ops_topics.check(settings)
+        print("\n".join(report.lines()))
+        if not report.ok:
+            _fail("topics differ from their specs (clvstream topics provision fixes missing topics and configs)")
+        return
+    todo = ops_topics.provision(settings, dry_run=dry_run)
+    print("\n".join(todo.lines(dry_run)))
+    if todo.unfixable:
+        _fail("partition counts differ: not fixable by provisioning")
+
+
+@app.command(
+    option("--from-timestamp", "from_timestamp", type=str, default=None,
+           help="ISO 8601 time: first event at or after it (per partition); no zone means UTC."),
+    option("--to-earliest", is_flag=True, default=False, help="The start of every input partition."),
+    option("--offset", type=int, default=None, help="This offset on every input partition (clamped to the log)."),
+    option("--dry-run", is_flag=True, default=False, help="Only print the moves."),
+)
+async def replay(self, from_timestamp, to_earliest: bool, offset, dry_run: bool) -> None:
+    """Move the worker group's input offsets (every worker stopped). Live state skips what it applied."""
+    from .ops.offsets import GroupActive, parse_timestamp, replay as run_replay
+
+    how = dict(timestamp_ms=parse_timestamp(from_timestamp) if from_timestamp else None,
+               to_earliest=to_earliest, offset=offset)
+    try:
+        reset = run_replay(settings, dry_run=dry_run, **how)
+    except (GroupActive, ValueError) as exc:
+        _fail(f"refused: {exc}")
+    print("\n".join(reset.lines(dry_run)))
+
+
+@app.command(
+    option("--dry-run", is_flag=True, default=False, help="Only print what would be wiped and reset."),
+    option("--force", is_flag=True, default=False,
+           help="Skip the stopped-group check (every worker is known to be stopped; a broker lists stale members)."),
+)
+async def rebuild(self, dry_run: bool, force: bool) -> None:
+    """Start over from the input log: wipe local state and changelogs, reset the group to the earliest."""
+    from .ops.offsets import GroupActive, rebuild as run_rebuild
+
+    try:
+        result = run_rebuild(settings, dry_run=dry_run, force=force)
+    except GroupActive as exc:
+        _fail(f"refused: {exc}")
+    print("\n".join(result.lines(dry_run)))
+    if not dry_run:
+        print("start the workers (CLV_REPLAY=true marks the replayed segment changes); "
+              "`clvstream lag --follow` shows the catch-up")
+
+
+@app.command(
+    option("--follow", is_flag=True, default=False, help="Progress bar (rate, ETA) until the group caught up."),
+    option("--timeout", type=float, default=None, help="Stop following after this many seconds."),
+)
+async def lag(self, follow: bool, timeout) -> None:
+    """Events the worker group has still to read on its inputs."""
+    from .ops.progress import follow as run_follow, lag as read_lag, remaining
+
+    if follow:
+        left = run_follow(settings, timeout=timeout)
+    else:
+        positions = read_lag(settings)
+        for tp, (done, end) in sorted(positions.items()):
+            print(f"{tp.topic}[{tp.partition}] committed {'-' if done is None else done} end {end}")
+        left = remaining(positions)
+    print(f"lag: {left} events")
 
 
 @app.command(

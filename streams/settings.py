@@ -25,8 +25,14 @@ def _bool(text: str) -> bool:
     raise ValueError(f"not a boolean: {text!r}")
 
 
-def _env(name, default, cast=str, doc=""):
-    return field(default=default, metadata={"env": name, "cast": cast, "doc": doc})
+def _env(name, default, cast=str, doc="", secret=False):
+    # repr=False: a Settings object in a traceback or log line never shows a secret
+    return field(default=default, repr=not secret, metadata={"env": name, "cast": cast, "doc": doc, "secret": secret})
+
+
+MASK = "****"
+# Kafka's default message.max.bytes is about 1 MB: a bigger bound would only move the failure to the broker.
+MAX_PAYLOAD_CEILING = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,18 @@ class Settings:
     topic_segment_changes: str = _env("CLV_TOPIC_SEGMENT_CHANGES", "clv.segment-changes", doc="Output: segment changes for campaign engines.")
     topic_dead_letter: str = _env("CLV_TOPIC_DEAD_LETTER", "clv.dead-letter", doc="Output: rejected input with the reason.")
     topic_model_parameters: str = _env("CLV_TOPIC_MODEL_PARAMETERS", "clv.model-parameters", doc="Compacted topic of fitted BG/NBD + Gamma-Gamma parameters; every worker follows it.")
+    # Security: passed to the Faust worker (broker_credentials) and to every ops client (streams/ops/security.py)
+    security_protocol: str = _env("CLV_BROKER_SECURITY_PROTOCOL", "PLAINTEXT", doc="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
+    sasl_mechanism: str = _env("CLV_SASL_MECHANISM", "PLAIN", doc="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a SASL_* protocol).")
+    sasl_username: str = _env("CLV_SASL_USERNAME", "", doc="SASL user name.")
+    sasl_password: str = _env("CLV_SASL_PASSWORD", "", doc="SASL password (never printed: show-settings masks it).", secret=True)
+    ssl_cafile: str = _env("CLV_SSL_CAFILE", "", doc="CA bundle (PEM) to verify the brokers (SSL, SASL_SSL); empty: system CAs.")
+    ssl_certfile: str = _env("CLV_SSL_CERTFILE", "", doc="Client certificate (PEM) for mutual TLS.")
+    ssl_keyfile: str = _env("CLV_SSL_KEYFILE", "", doc="Client private key (PEM) for mutual TLS.")
+    ssl_key_password: str = _env("CLV_SSL_KEY_PASSWORD", "", doc="Password of the client key (never printed).", secret=True)
+    # Topic provisioning (clvstream topics provision / check)
+    input_retention_days: float = _env("CLV_INPUT_RETENTION_DAYS", -1.0, float, doc="Retention of the input topics; -1 keeps them forever, which `clvstream rebuild` needs to replay from the start.")
+    output_retention_days: float = _env("CLV_OUTPUT_RETENTION_DAYS", 30.0, float, doc="Retention of segment changes and dead letters (-1: forever).")
     replay: bool = _env("CLV_REPLAY", False, _bool, doc="Mark produced segment changes as `replay: true` (set while rebuilding from history).")
     # Edge rules
     currencies: str = _env("CLV_CURRENCIES", "EUR", doc="Comma-separated accepted currencies; others are dead-lettered (no FX conversion in the engine).")
@@ -98,6 +116,11 @@ class Settings:
         settings.prediction_config()
         if settings.churn_days <= 0 or settings.population_publish_interval_s <= 0:
             raise ValueError("CLV_CHURN_DAYS and CLV_POPULATION_PUBLISH_INTERVAL must be positive")
+        from .ops.security import check as check_security
+
+        check_security(settings)
+        if not 0 < settings.max_payload_bytes <= MAX_PAYLOAD_CEILING:
+            raise ValueError(f"CLV_MAX_PAYLOAD_BYTES must be between 1 and {MAX_PAYLOAD_CEILING}")
         if settings.model_time_unit not in ("days", "weeks"):
             raise ValueError(f"CLV_MODEL_TIME_UNIT must be days or weeks, not {settings.model_time_unit!r}")
         return settings
@@ -160,6 +183,16 @@ class Settings:
     def with_env(self) -> dict:
         """The env vars that reproduce these settings (for child processes)."""
         return {f.metadata["env"]: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def settings_values(settings: Settings) -> str:
+    """Current value of every setting, secrets masked (what `clvstream show-settings` prints)."""
+    rows = []
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        shown = MASK if f.metadata["secret"] and value else value
+        rows.append(f"{f.metadata['env']}={shown}")
+    return "\n".join(rows)
 
 
 def settings_table() -> str:

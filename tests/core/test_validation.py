@@ -72,3 +72,17 @@ def test_time_round_trip():
 def test_escaped_surrogate_pair_is_valid_text():
     ev = decode(raw(event_id="@@").replace(b"@@", b"evt-\\ud83d\\ude00"), EdgeRules(), record_time_ms=RECORD_TS)
     assert not isinstance(ev, Rejection) and ev.event_id == "evt-\U0001F600"
+def test_surrogates_are_not_text():
+    """An encoded surrogate (invalid UTF-8 that json.loads(bytes) lets through) or a lone escaped
+    surrogate would crash hashing the event id later: both are malformed JSON at the edge."""
+    import json as _json
+
+    from streams.core.validation import Rejection, decode
+
+    base = b'{"type":"order","schema_version":1,"event_id":"evt-@-x"}'
+    for bad in (b"\xed\xa0\x80", b"\\ud800"):
+        out = decode(base.replace(b"@", bad))
+        assert isinstance(out, Rejection) and out.reason == "malformed_json"
+    pair = decode(base.replace(b"@", b"\\ud83d\\ude00"))  # a valid pair is fine at this step
+    assert not (isinstance(pair, Rejection) and pair.reason == "malformed_json")
+    assert _json.loads(b'"\\ud83d\\ude00"') == "\U0001F600"

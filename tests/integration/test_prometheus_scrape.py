@@ -124,8 +124,6 @@ def test_scraped_counters_match_what_was_sent(scraped):
     assert worker.proc.poll() is None, worker.log()[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason="per-segment gauges need the population summary: the coordinator wires "
-                                       "pipeline.population_summary into streams.topology.use_population(local=...)")
 def test_scraped_segment_populations_match_the_states(scraped):
     settings, worker, prometheus, expected = scraped
     populations = Counter(state.segment for state in expected.states.values())
