@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 
 from .events import DAY_MS, CustomerProfile, Event, Interaction, Order, Refund
@@ -51,6 +52,41 @@ def validator(name: str, version: int = 1) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+@lru_cache(maxsize=None)
+def fast_check(name: str, version: int = 1) -> Callable[[dict], object]:
+    """The same schema compiled to Python code (fastjsonschema): ~30x faster than walking it.
+
+    Only its "valid" is trusted: a document it rejects is re-checked by jsonschema (the
+    reference), which gives the reason and the message. Where the two disagree
+    (fastjsonschema treats ``$`` as the end of the string, so ``"EUR\\n"`` fails its
+    ``pattern`` while jsonschema's ``re.search`` passes it) jsonschema's answer stands, so
+    decisions and dead-letter reasons are jsonschema's (tests/core/test_fast_validation.py).
+    """
+    schema = json.loads((SCHEMA_DIR / f"v{version}" / f"{name}.schema.json").read_text())
+    return fastjsonschema.compile(schema)
+
+
+def _passes(kind: str, version: int, doc: dict) -> bool:
+    try:
+        fast_check(kind, version)(doc)
+        return True
+    except fastjsonschema.JsonSchemaException:
+        return False
+
+
+def _schema_rejection(doc: dict, kind: str, version: int) -> Optional[Rejection]:
+    """jsonschema's verdict: the first error (by path) as a rejection, or None when valid."""
+    errors = sorted(validator(kind, version).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    first = errors[0]
+    where = "/".join(str(p) for p in first.absolute_path) or "(root)"
+    # Money out of range is well-formed but impossible: the more useful reason for whoever fixes it.
+    reason = "invalid_value" if first.validator in _RANGE_CHECKS and first.instance.__class__ in (int, float) \
+        else "schema_invalid"
+    return Rejection(reason, f"{where}: {first.message}"[:500])
+
+
 def to_cents(amount: float) -> Optional[int]:
     """Major units -> cents, or None when the amount has more than 2 decimals."""
     cents = round(amount * 100)
@@ -72,7 +108,10 @@ def format_time_ms(ms: int) -> str:
 _ESCAPED_SURROGATE = re.compile(r"\\[uU][dD][89a-fA-F]")
 
 
-def decode(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[int] = None) -> Union[Event, Rejection]:
+def decode(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[int] = None,
+           reference: bool = False) -> Union[Event, Rejection]:
+    """Bytes -> event or rejection. ``reference=True`` asks jsonschema about every document
+    instead of only those the compiled check rejects (the fast path is tested against it)."""
     if raw is None:
         return Rejection("malformed_json", "empty record (tombstone) on an event topic")
     if len(raw) > rules.max_payload_bytes:
@@ -94,14 +133,10 @@ def decode(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[
     version = doc.get("schema_version")
     if version not in SUPPORTED_VERSIONS:
         return Rejection("unsupported_schema_version", f"{kind} schema_version {version!r} is not supported"[:200])
-    errors = sorted(validator(kind, version).iter_errors(doc), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        where = "/".join(str(p) for p in first.absolute_path) or "(root)"
-        # Money out of range is well-formed but impossible: the more useful reason for whoever fixes it.
-        reason = "invalid_value" if first.validator in _RANGE_CHECKS and first.instance.__class__ in (int, float) \
-            else "schema_invalid"
-        return Rejection(reason, f"{where}: {first.message}"[:500])
+    if reference or not _passes(kind, version, doc):
+        rejection = _schema_rejection(doc, kind, version)
+        if rejection is not None:
+            return rejection
     return _semantic(doc, rules, record_time_ms)
 
 
