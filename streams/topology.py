@@ -120,14 +120,12 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             except Exception as exc:  # a bug must not stop the partition: park the record, loudly
                 app.log.exception("processing failed at %s[%s]@%s", m.topic, m.partition, m.offset)
                 result = pipeline.failed(record, exc)
-            sent = [await outputs[role].send(key=key, value=value) for role, key, value in result.outputs]
-            if sent and result.writes:
-                # Outputs must be on the broker before the state that records their cause: after a
-                # kill -9 the recovered state marks the event as applied (its offset is in the state),
-                # so its redelivery emits nothing; a change sent after the state write could be lost
-                # (measured: 1-2 of 1,771 changes on both brokers). Waiting for the acks turns that into
-                # a possible duplicate, recognisable by (customer_id, sequence).
-                await asyncio.gather(*sent)
+            for role, key, value in result.outputs:
+                # Not waiting for the broker's acks before the state write: that fixed a rare lost change
+                # after kill -9 (the changelog record can land before the output) but made every event with
+                # an output wait for the producer's flush (a changelog-only restart then ran out of time:
+                # test_worker wiped-dir). Open, issue 6; see test_faults.test_kill_9_while_events_flow.
+                await outputs[role].send(key=key, value=value)
             for key, value in result.writes.items():
                 table[key] = value
             PROCESSING_SECONDS.observe(time.perf_counter() - started)
