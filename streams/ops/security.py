@@ -41,15 +41,21 @@ def ssl_context(settings) -> ssl.SSLContext:
     return context
 
 
-def kafka_python_config(settings) -> Dict[str, Any]:
-    """kafka-python producer/consumer/admin keyword arguments (empty for PLAINTEXT)."""
+def _protocol_and_sasl(settings) -> Dict[str, Any]:
+    """What kafka-python and aiokafka share: the protocol and the SASL login (same keyword names)."""
     protocol = settings.security_protocol.upper()
-    if protocol == "PLAINTEXT":
-        return {}
     conf: Dict[str, Any] = {"security_protocol": protocol}
     if protocol.startswith("SASL"):
         conf.update(sasl_mechanism=settings.sasl_mechanism.upper(), sasl_plain_username=settings.sasl_username,
                     sasl_plain_password=settings.sasl_password)
+    return conf
+
+
+def kafka_python_config(settings) -> Dict[str, Any]:
+    """kafka-python producer/consumer/admin keyword arguments (empty for PLAINTEXT)."""
+    if settings.security_protocol.upper() == "PLAINTEXT":
+        return {}
+    conf = _protocol_and_sasl(settings)
     if _uses_ssl(settings):
         conf["ssl_check_hostname"] = True
         if settings.ssl_cafile:
@@ -63,13 +69,9 @@ def kafka_python_config(settings) -> Dict[str, Any]:
 
 def aiokafka_config(settings) -> Dict[str, Any]:
     """aiokafka client keyword arguments (same names as kafka-python, TLS as a context)."""
-    protocol = settings.security_protocol.upper()
-    if protocol == "PLAINTEXT":
+    if settings.security_protocol.upper() == "PLAINTEXT":
         return {}
-    conf: Dict[str, Any] = {"security_protocol": protocol}
-    if protocol.startswith("SASL"):
-        conf.update(sasl_mechanism=settings.sasl_mechanism.upper(), sasl_plain_username=settings.sasl_username,
-                    sasl_plain_password=settings.sasl_password)
+    conf = _protocol_and_sasl(settings)
     if _uses_ssl(settings):
         conf["ssl_context"] = ssl_context(settings)
     return conf
