@@ -141,13 +141,8 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             use_parameters(pipeline, Path(settings.model_params_file).read_bytes(), settings, app.log)
             return
         await parameters_topic.maybe_declare()
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", **aiokafka_config(settings))
-        await consumer.start()
+        consumer = await _whole_topic_reader(settings, settings.topic_model_parameters)
         try:
-            consumer.assign([TopicPartition(settings.topic_model_parameters, 0)])
             async for msg in consumer:
                 use_parameters(pipeline, msg.value, settings, app.log)
         finally:
@@ -170,13 +165,8 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     async def follow_population():
         """Every worker reads the whole population topic (no consumer group) into the global view."""
         await population_topic.maybe_declare()
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
-        await consumer.start()
+        consumer = await _whole_topic_reader(settings, population_topic_name(settings))
         try:
-            consumer.assign([TopicPartition(population_topic_name(settings), 0)])
             while True:
                 batch = await consumer.getmany(timeout_ms=1000)
                 blobs = [msg.value for msgs in batch.values() for msg in msgs]
@@ -211,6 +201,18 @@ def use_population(topology: Topology, local: Optional[SummarySource], merged: O
     in PromQL) and /segments at the summary of every partition (``merged``)."""
     topology.local_population = local
     topology.population.source = merged
+
+
+async def _whole_topic_reader(settings: Settings, topic: str):
+    """A started consumer of a one-partition topic from its start, without a consumer group:
+    every worker reads all of it (model parameters, population figures)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **aiokafka_config(settings))
+    await consumer.start()
+    consumer.assign([TopicPartition(topic, 0)])
+    return consumer
 
 
 def population_document(pipeline: Pipeline) -> dict:
