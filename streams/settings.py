@@ -174,7 +174,8 @@ class Settings:
                             at_risk_p_alive=self.at_risk_p_alive)
 
     def population_config(self) -> PopulationConfig:
-        return PopulationConfig.for_policy(self.engine_config().policy, churn_days=self.churn_days)
+        return PopulationConfig.for_policy(self.engine_config().policy, churn_days=self.churn_days,
+                                          at_risk_p_alive=self.at_risk_p_alive)
 
     def prediction_config(self) -> PredictionConfig:
         return PredictionConfig(horizon_days=self.horizon_days, steps=self.horizon_steps,

@@ -59,9 +59,11 @@ class PopulationConfig:
 
     @classmethod
     def for_policy(cls, policy, churn_days: float = 365.0,
-                   relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY) -> "PopulationConfig":
+                   relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY,
+                   at_risk_p_alive: float = 0.5) -> "PopulationConfig":
+        """``at_risk_p_alive`` counts for policies that declare none (criteria, RFM)."""
         return cls(value_metric=getattr(policy, "value_metric", "formula"),
-                   at_risk_p_alive=getattr(policy, "at_risk_p_alive", 0.5), churn_days=churn_days,
+                   at_risk_p_alive=getattr(policy, "at_risk_p_alive", at_risk_p_alive), churn_days=churn_days,
                    relative_accuracy=relative_accuracy)
 
 

@@ -45,3 +45,14 @@ def test_topic_specs_list_a_merged_input_topic_once():
     names = [t.name for t in topic_specs(merged)]
     assert len(names) == len(set(names)) and "clv.orders" in names
     assert {"clvstream-customer-state-changelog", "clvstream-rekey", "clvstream-redrive"} <= set(names)
+
+
+def test_churn_uses_the_at_risk_setting_for_policies_without_their_own():
+    from dataclasses import replace as _replace
+
+    from streams.settings import Settings as _Settings
+
+    rfm = _replace(_Settings(), policy_file="deploy/policies/rfm.yaml", at_risk_p_alive=0.3)
+    assert rfm.population_config().at_risk_p_alive == 0.3
+    matrix = _replace(_Settings(), at_risk_p_alive=0.3)  # the matrix carries its own threshold from the setting
+    assert matrix.population_config().at_risk_p_alive == 0.3
