@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .kafka.group_leave import leave_group_at_generation_zero
 from .settings import Settings
 from .topology import build_topology, create_app
 
+# A stopped worker must leave its group at once (tansu's first generation is 0, which aiokafka
+# does not leave from): the ops tools refuse to reset a group that still lists members.
+leave_group_at_generation_zero()
 settings = Settings.from_env()
 Path(settings.data_dir).parent.mkdir(parents=True, exist_ok=True)  # Faust needs the parent to exist
 app = create_app(settings)

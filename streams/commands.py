@@ -47,15 +47,18 @@ async def topics(self, action: str, dry_run: bool) -> None:
     option("--to-earliest", is_flag=True, default=False, help="The start of every input partition."),
     option("--offset", type=int, default=None, help="This offset on every input partition (clamped to the log)."),
     option("--dry-run", is_flag=True, default=False, help="Only print the moves."),
+    option("--wait", type=float, default=10.0, help="Seconds to wait for stopping workers to leave the group."),
+    option("--force", is_flag=True, default=False,
+           help="Skip the stopped-group check (every worker is known to be stopped; the broker lists a killed one)."),
 )
-async def replay(self, from_timestamp, to_earliest: bool, offset, dry_run: bool) -> None:
+async def replay(self, from_timestamp, to_earliest: bool, offset, dry_run: bool, wait: float, force: bool) -> None:
     """Move the worker group's input offsets (every worker stopped). Live state skips what it applied."""
     from .ops.offsets import GroupActive, parse_timestamp, replay as run_replay
 
     how = dict(timestamp_ms=parse_timestamp(from_timestamp) if from_timestamp else None,
                to_earliest=to_earliest, offset=offset)
     try:
-        reset = run_replay(settings, dry_run=dry_run, **how)
+        reset = run_replay(settings, dry_run=dry_run, wait=wait, force=force, **how)
     except (GroupActive, ValueError) as exc:
         _fail(f"refused: {exc}")
     print("\n".join(reset.lines(dry_run)))
@@ -63,15 +66,16 @@ async def replay(self, from_timestamp, to_earliest: bool, offset, dry_run: bool)
 
 @app.command(
     option("--dry-run", is_flag=True, default=False, help="Only print what would be wiped and reset."),
+    option("--wait", type=float, default=10.0, help="Seconds to wait for stopping workers to leave the group."),
     option("--force", is_flag=True, default=False,
-           help="Skip the stopped-group check (every worker is known to be stopped; a broker lists stale members)."),
+           help="Skip the stopped-group check (every worker is known to be stopped; the broker lists a killed one)."),
 )
-async def rebuild(self, dry_run: bool, force: bool) -> None:
+async def rebuild(self, dry_run: bool, wait: float, force: bool) -> None:
     """Start over from the input log: wipe local state and changelogs, reset the group to the earliest."""
     from .ops.offsets import GroupActive, rebuild as run_rebuild
 
     try:
-        result = run_rebuild(settings, dry_run=dry_run, force=force)
+        result = run_rebuild(settings, dry_run=dry_run, wait=wait, force=force)
     except GroupActive as exc:
         _fail(f"refused: {exc}")
     print("\n".join(result.lines(dry_run)))

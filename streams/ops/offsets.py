@@ -52,7 +52,8 @@ def parse_timestamp(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def group_members(settings) -> int:
+def group_members(settings) -> List[str]:
+    """The group's members as ``client_id@host`` (worker names, never customer data)."""
     client = admin(settings)
     try:
         group = client.describe_groups([settings.app_id])[settings.app_id]
@@ -60,13 +61,28 @@ def group_members(settings) -> int:
         client.close()
     if group.get("error"):
         raise RuntimeError(f"describe group {settings.app_id}: {group['error']}")
-    return len(group.get("members") or [])
+    return [f"{m.get('client_id') or m.get('member_id')}@{(m.get('client_host') or '?').lstrip('/')}"
+            for m in group.get("members") or []]
 
 
-def require_stopped(settings) -> None:
+def require_stopped(settings, wait: float = 0.0) -> None:
+    """Refuse unless the group is empty, waiting up to ``wait`` seconds for it to empty.
+
+    A worker stopped cleanly leaves at once (streams/kafka/group_leave.py); one that was killed
+    stays listed until the broker expires its session (Kafka: the session timeout; tansu 0.6
+    never expires it: ``--force`` once every worker is known to be stopped).
+    """
+    deadline = time.monotonic() + wait
     members = group_members(settings)
+    while members and time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        members = group_members(settings)
     if members:
-        raise GroupActive(f"group {settings.app_id} has {members} active member(s): stop every worker first")
+        waited = f" after waiting {wait:.0f} s" if wait > 0 else ""
+        raise GroupActive(f"group {settings.app_id} still has {len(members)} member(s){waited} "
+                          f"({', '.join(sorted(members)[:5])}): stop every worker first. A worker killed "
+                          f"without leaving stays listed until the broker expires its session (never on "
+                          f"tansu): --force when every worker is known to be stopped")
 
 
 @dataclass
@@ -119,9 +135,9 @@ def plan_reset(settings, *, timestamp_ms: Optional[int] = None, to_earliest: boo
     return result
 
 
-def apply_reset(settings, reset: ResetPlan, force: bool = False) -> None:
+def apply_reset(settings, reset: ResetPlan, force: bool = False, wait: float = 0.0) -> None:
     if not force:
-        require_stopped(settings)
+        require_stopped(settings, wait)
     client = admin(settings)
     try:
         errors = client.alter_group_offsets(settings.app_id, {tp: OffsetAndMetadata(target, "", -1)
@@ -133,11 +149,13 @@ def apply_reset(settings, reset: ResetPlan, force: bool = False) -> None:
         raise RuntimeError(f"offset reset refused for {len(failed)} partitions, e.g. {next(iter(failed.items()))}")
 
 
-def replay(settings, dry_run: bool = False, **how) -> ResetPlan:
-    require_stopped(settings)
+def replay(settings, dry_run: bool = False, wait: float = 0.0, force: bool = False, **how) -> ResetPlan:
+    """``wait``: seconds to wait for the group to empty (workers still stopping) before refusing."""
+    if not force:
+        require_stopped(settings, wait)
     reset = plan_reset(settings, **how)
     if not dry_run:
-        apply_reset(settings, reset)
+        apply_reset(settings, reset, force)
     return reset
 
 
@@ -157,14 +175,17 @@ class RebuildPlan:
         return out
 
 
-def rebuild(settings, dry_run: bool = False, timeout: float = 30.0, force: bool = False) -> RebuildPlan:
+def rebuild(settings, dry_run: bool = False, timeout: float = 30.0, force: bool = False,
+            wait: float = 0.0) -> RebuildPlan:
     """Wipe local state and the derived topics, then reset the group to the start of its inputs.
 
     Run it on each worker host's state directory (or use ephemeral state dirs): a worker that
-    keeps an old local store would restore from it instead of replaying.
+    keeps an old local store would restore from it instead of replaying. ``wait``: seconds to wait
+    for the group to empty; ``force``: skip the check (every worker known to be stopped, the broker
+    still lists a killed one).
     """
-    if not force:  # force: the operator knows every worker is stopped (a broker may list stale members)
-        require_stopped(settings)
+    if not force:
+        require_stopped(settings, wait)
     data_dir = Path(settings.data_dir)
     recreate = derived_topics(settings)
     result = RebuildPlan(data_dir, data_dir.exists(), recreate, None)

@@ -4,7 +4,6 @@ consumers can tell them from live ones (README, Operations: replayed changes are
 not suppressed)."""
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import replace
 
@@ -27,9 +26,6 @@ def per_partition(records):
     return out
 
 
-@pytest.mark.xfail(reason="open: after a Faust worker stops, tansu keeps it as a group member (> 20 s, past the "
-                          "3 s session timeout) and refuses the offset reset with UNKNOWN_MEMBER_ID; a kafka-python "
-                          "consumer's leave empties the group at once (test_ops_tools passes)", strict=False)
 def test_rebuild_replays_the_same_changes_marked_as_replay(kafka_bootstrap, broker_kind, unique_topic_prefix,
                                                             tmp_path):
     settings = make_settings(kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path / "state")
@@ -42,13 +38,9 @@ def test_rebuild_replays_the_same_changes_marked_as_replay(kafka_bootstrap, brok
         send(settings, events, single_topic=True)
         live = wait_for_changes(settings, len(expected.changes))
         assert not converge(settings, expected)["customers_differing"]
-        worker.stop()
-        # tansu still lists the stopped Faust worker as a member long after its session timeout
-        # (seen > 20 s; a kafka-python consumer's LeaveGroup empties the group at once): force.
-        deadline = time.monotonic() + 2 * settings.session_timeout_s
-        while offsets.group_members(settings) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        offsets.rebuild(settings, force=True)
+        worker.stop()  # a clean stop leaves the group (also at tansu's generation 0): no --force
+        assert not offsets.group_members(settings)
+        offsets.rebuild(settings)
         worker.settings = replace(settings, replay=True)
         worker.start()
         both = wait_for_changes(settings, 2 * len(live), timeout=90)
