@@ -93,8 +93,8 @@ def test_replay_moves_offsets_only_when_the_group_is_stopped(tansu_settings):
     try:
         with pytest.raises(offsets.GroupActive):
             offsets.replay(settings, to_earliest=True)
-        refused = cli(settings, "replay", "--to-earliest")
-        assert refused.returncode == 1 and "refused" in refused.stdout
+        refused = cli(settings, "replay", "--to-earliest", "--wait", "1")
+        assert refused.returncode == 1 and "refused" in refused.stdout and "1 member(s)" in refused.stdout
     finally:
         member.close()
     # a timestamp in the middle of the log: every partition moves to its first event at or after it
