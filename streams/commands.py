@@ -138,8 +138,10 @@ def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print,
     from .core.prediction import fit_from_states
     from .kafka.produce import producer
     from .kafka.read import latest_values
+    from .ops.clients import client_config
 
-    blobs = latest_values(settings.bootstrap, state_changelog_topic(settings.app_id))
+    config = client_config(settings)  # broker work-arounds and SASL/SSL, like every ops client
+    blobs = latest_values(settings.bootstrap, state_changelog_topic(settings.app_id), **config)
     states = [codec.decode(v) for v in blobs.values() if v is not None]
     out(f"read {len(states)} customer states from {state_changelog_topic(settings.app_id)}")
     fitted = fit_from_states(states, time_unit, version)
@@ -149,7 +151,7 @@ def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print,
         out("not published: the fit did not converge (more history needed; --force publishes anyway)")
         return None
     if publish:
-        prod = producer(settings.bootstrap)
+        prod = producer(settings.bootstrap, **config)
         prod.send(settings.topic_model_parameters, key=b"current",
                   value=json.dumps(fitted.parameters.to_dict()).encode())
         prod.flush()
@@ -197,10 +199,10 @@ async def redrive(self, dry_run: bool, include_late: bool) -> None:
 async def what_if(self, policy_file: str, write: bool, output_topic) -> None:
     """Replay the input topics through the current and a new policy; print the transition matrix."""
     from .core.policies import load_policy_file
-    from .kafka.broker import kafka_python_config_for
+    from .ops.clients import client_config
     from .whatif import what_if as run_what_if
 
     new_policy = load_policy_file(policy_file)  # a bad file stops here with line and field
     report = run_what_if(settings, new_policy, output_topic=output_topic, write=write,
-                         client_config=kafka_python_config_for(settings.broker_profile))
+                         client_config=client_config(settings))
     print(report.render())

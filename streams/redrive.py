@@ -52,13 +52,15 @@ def redrive(settings, dry_run: bool = False, include_late: bool = False, timeout
     from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
     from .kafka.produce import producer
+    from .ops.clients import client_config
     from .topology import redrive_topic_name
 
     rules, target = settings.edge_rules(), redrive_topic_name(settings)
+    config = client_config(settings)  # broker work-arounds and SASL/SSL, like every ops client
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=f"{settings.app_id}-redrive",
-                             enable_auto_commit=False, auto_offset_reset="earliest")
+                             enable_auto_commit=False, auto_offset_reset="earliest", **config)
     resent, still_failing = Counter(), Counter()
-    prod = None if dry_run else producer(settings.bootstrap)
+    prod = None if dry_run else producer(settings.bootstrap, **config)
     try:
         parts = consumer.partitions_for_topic(settings.topic_dead_letter) or set()
         tps = [TopicPartition(settings.topic_dead_letter, p) for p in sorted(parts)]

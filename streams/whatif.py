@@ -177,7 +177,7 @@ def current_scorer(settings: Settings, **config):
 
         blob: Optional[bytes] = Path(settings.model_params_file).read_bytes()
     else:
-        blob = latest_values(settings.bootstrap, settings.topic_model_parameters).get(b"current")
+        blob = latest_values(settings.bootstrap, settings.topic_model_parameters, **config).get(b"current")
     if not blob:
         return None
     return ModelScorer(ModelParameters.from_dict(json.loads(blob)), settings.prediction_config())
@@ -199,7 +199,7 @@ def what_if(settings: Settings, new_policy, output_topic: Optional[str] = None, 
         sink = lambda key, value: prod.send(output_topic, key=key, value=value)  # noqa: E731
     try:
         report = compare(settings, new_policy, input_records(settings, **config),
-                         scorer=current_scorer(settings), sink=sink)
+                         scorer=current_scorer(settings, **config), sink=sink)
     finally:
         if prod is not None:
             prod.flush()

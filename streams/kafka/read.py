@@ -37,9 +37,9 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 120.0, **config) ->
         consumer.close()
 
 
-def latest_values(bootstrap: str, topic: str, timeout: float = 120.0) -> Dict[bytes, Optional[bytes]]:
+def latest_values(bootstrap: str, topic: str, timeout: float = 120.0, **config) -> Dict[bytes, Optional[bytes]]:
     """Compacted view: the last value per key (None for a tombstone)."""
     latest: Dict[bytes, Optional[bytes]] = {}
-    for r in read_to_end(bootstrap, topic, timeout):
+    for r in read_to_end(bootstrap, topic, timeout, **config):
         latest[r.key] = r.value
     return latest

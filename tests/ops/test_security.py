@@ -68,3 +68,36 @@ def test_secrets_are_masked_in_show_settings_and_repr():
     assert f"CLV_SASL_PASSWORD={MASK}" in shown and "CLV_SASL_USERNAME=clv-worker" in shown
     assert "s3cret-pw" not in repr(s) and "keypw" not in repr(s)
     assert "CLV_SASL_PASSWORD=\n" in settings_values(Settings.from_env({})) + "\n"  # empty is shown empty
+
+
+def test_ops_client_config_combines_broker_work_arounds_and_sasl_ssl():
+    """What redrive, fit, what-if and the offset tools hand to kafka-python, parsed from the environment."""
+    s = Settings.from_env({**SASL_SSL, "CLV_SSL_CAFILE": "/etc/kafka/ca.pem", "CLV_BROKER_KIND": "rdkafka-mock"})
+    assert client_config(s) == {"api_version": (2, 3), "security_protocol": "SASL_SSL",
+                                "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "clv-worker",
+                                "sasl_plain_password": "s3cret-pw", "ssl_check_hostname": True,
+                                "ssl_cafile": "/etc/kafka/ca.pem"}
+
+
+CLIENT_BUILDERS = {"KafkaConsumer", "KafkaProducer", "KafkaAdminClient", "AIOKafkaConsumer", "AIOKafkaProducer",
+                   "producer", "read_to_end", "latest_values"}
+
+
+def test_every_kafka_client_outside_the_helpers_gets_a_config():
+    """Each command builds its clients with ``**config`` (client_config / aiokafka_config): a client
+    built without it silently ignores CLV_SASL_* / CLV_SSL_* (redrive and fit once did). The helpers in
+    streams/kafka/ take the config as keywords; the demo runs its own plaintext embedded broker."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "streams"
+    missing = []
+    for path in sorted(root.rglob("*.py")):
+        if path.parent.name == "kafka" or path.name == "demo.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name in CLIENT_BUILDERS and not any(k.arg is None for k in node.keywords):
+                    missing.append(f"{path.relative_to(root.parent)}:{node.lineno} {name}")
+    assert not missing, missing
