@@ -48,9 +48,6 @@ def env(any_broker, unique_topic_prefix, tmp_path):
     return make_settings(bootstrap, kind, unique_topic_prefix, tmp_path / "state")
 
 
-@pytest.mark.xfail(strict=False, reason="open (issue 6): a kill -9 can lose 1-2 of ~1,800 segment changes: the state's "
-                                       "changelog record can reach the broker before the event's output; waiting for "
-                                       "the output's ack first fixed it but stalled every event on the producer flush")
 def test_kill_9_while_events_flow(env, tmp_path):
     settings, started = env, time.monotonic()
     events = events_for(seed=31, limit=3000, share_duplicates=0.02)

@@ -91,14 +91,8 @@ def test_events_on_their_own_topics_give_the_batch_state(worker_env):
 
 
 @pytest.mark.parametrize("keep_data_dir", [True, False], ids=["same-data-dir", "data-dir-wiped"])
-def test_restart_recovers_the_same_state(worker_env, keep_data_dir, request):
+def test_restart_recovers_the_same_state(worker_env, keep_data_dir):
     settings, worker = worker_env
-    if settings.broker_kind == "rdkafka-mock" and not keep_data_dir:
-        # Open finding for issue 6: in 2 of about 10 full-suite runs one customer (of 947) was missing
-        # after changelog-only recovery on the librdkafka mock; 8 of 8 isolated runs and every tansu run
-        # passed. Still run (not skipped) so each CI log shows XFAIL or XPASS.
-        request.applymarker(pytest.mark.xfail(
-            reason="librdkafka mock: rare missing update after changelog-only recovery (issue 6)", strict=False))
     events = generated(seed=13, limit=3000)
     first, second = events[:1500], events[1500:]
     worker.start()
