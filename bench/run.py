@@ -841,18 +841,28 @@ def main(argv=None) -> int:
     cleanup = Cleanup()
     results: dict = {"config": {k: v for k, v in vars(cfg).items()}, "machine": machine_lines()}
     try:
+        durations = results["section_s"] = {}
+
+        def timed(name, fn, *args):
+            t = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                durations[name] = time.perf_counter() - t
+                print(f"  (section {name}: {durations[name]:.0f} s)", flush=True)
+
         if 1 in cfg.sections:
-            section_core(cfg, results)
+            timed("1", section_core, cfg, results)
         e2e = None
         if 2 in cfg.sections or 4 in cfg.sections:
-            e2e = run_e2e(cfg, workdir, cleanup, cfg.e2e_events, cfg.customers, "e2e")
+            e2e = timed("2", run_e2e, cfg, workdir, cleanup, cfg.e2e_events, cfg.customers, "e2e")
             results["e2e"] = e2e.figures
         if 3 in cfg.sections:
-            section_latency(cfg, workdir, cleanup, results, e2e.figures["worker_eps"] if e2e else None)
+            timed("3", section_latency, cfg, workdir, cleanup, results, e2e.figures["worker_eps"] if e2e else None)
         if 4 in cfg.sections:
-            results["state"] = section_state(cfg, e2e, cleanup)
+            results["state"] = timed("4", section_state, cfg, e2e, cleanup)
         if cfg.scaling:
-            section_scaling(cfg, workdir, cleanup, results)
+            timed("5", section_scaling, cfg, workdir, cleanup, results)
     finally:
         cleanup.run()
         if cfg.keep:
