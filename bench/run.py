@@ -3,12 +3,12 @@
     .venv/bin/python bench/run.py                 # sections 1-4, default sizes (~4-6 min on 2 cores)
     .venv/bin/python bench/run.py --quick         # small sizes, < 2 min
     .venv/bin/python bench/run.py --sections 1,3  # a subset
-    .venv/bin/python bench/run.py --scaling       # + sections 2 and 4 at 10k and 100k customers (--big: 1M)
+    .venv/bin/python bench/run.py --scaling       # + section 5: 10k, 100k and 1M customers (~13 min more)
 
 Sections: 1 core in process (Pipeline.handle vs validation.decode vs json.loads, cProfile);
-2 end to end on tansu (one worker subprocess vs raw aiokafka / kafka-python consumers);
+2 end to end on tansu (one worker subprocess vs raw aiokafka / kafka-python consumers and a naive Faust agent);
 3 latency event -> segment change at a fixed rate vs produce -> consume of the raw topic;
-4 state size and recovery (data dir wiped) vs a raw read of the changelog; 5 scaling.
+4 state size and recovery (data dir wiped) vs a raw read of the changelog; 5 scaling (seeded state, 10k-1M).
 Not part of the pytest suite. See bench/README.md.
 """
 from __future__ import annotations
