@@ -278,11 +278,17 @@ class Progress:
 
 
 def watch_metrics(worker: WorkerProc, target: int, timeout: float, interval: float = 0.1,
-                  on_first: Optional[Callable[[], None]] = None) -> Progress:
-    """Poll /metrics until clvstream_events_total reaches ``target``; times relative to worker start."""
+                  on_first: Optional[Callable[[], None]] = None, settle_s: Optional[float] = None) -> Progress:
+    """Poll /metrics until clvstream_events_total reaches ``target``; times relative to worker start.
+
+    ``settle_s``: also done when >= 99.9 % are counted and the count has not moved for that long
+    (``done`` is then the time of the last increase): so a worker that stops short of the target
+    (events lost: a bug, which the caller reports) does not hang the run.
+    """
     prog = Progress()
     deadline = time.monotonic() + timeout
     port = worker.settings.web_port
+    last_change = time.monotonic() - worker.started_at
     while time.monotonic() < deadline:
         worker.check()
         count = metrics_count(port)
@@ -294,9 +300,14 @@ def watch_metrics(worker: WorkerProc, target: int, timeout: float, interval: flo
                 prog.first, prog.first_count = now, count
                 if on_first is not None:
                     on_first()
+            if count != prog.final_count:
+                last_change = now
             prog.final_count = count
             if count >= target:
                 prog.done = now
+                return prog
+            if settle_s is not None and count >= 0.999 * target and now - last_change > settle_s:
+                prog.done = last_change
                 return prog
         time.sleep(interval)
     raise TimeoutError(f"worker applied {prog.final_count} of {target} events in {timeout:.0f} s; "

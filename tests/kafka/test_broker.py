@@ -189,9 +189,11 @@ CHILD = textwrap.dedent(
 @pytest.mark.parametrize("kind", KINDS)
 def test_parent_death_leaves_no_orphan(kind, sig, tmp_path):
     """SIGKILL/SIGTERM of the owner: PR_SET_PDEATHSIG; SIGINT: KeyboardInterrupt -> atexit."""
+    # A test run started in the background (`cmd &` in a script) inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: give the owner the default disposition an interactive one has.
     parent = subprocess.Popen([sys.executable, "-c", CHILD, kind, str(tmp_path / "broker.log")],
-                              stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = parent.stdout.readline()
         assert line.strip().isdigit(), f"child said {line!r}, stderr: {parent.stderr.read()}"
