@@ -108,6 +108,17 @@ class BrokerTraits:
     bounded_partition_log_bytes: int | None  # oldest batches dropped beyond this
     notes: tuple[str, ...] = ()
 
+    @property
+    def loaded_session_timeout_s(self) -> float:
+        """A session timeout for groups that must join on a loaded machine (CI).
+
+        At the bare minimum a join held by the broker can outlast the session when
+        the machine is busy; on the mock the member then expires and its JoinGroup
+        is never answered (seen once in CI: a kafka-python group got no partition
+        in 20 s).  Two seconds of margin, as the integration harness has used.
+        """
+        return self.min_session_timeout_s + 2.0
+
 
 BROKER_TRAITS: dict[str, BrokerTraits] = {
     "tansu": BrokerTraits(

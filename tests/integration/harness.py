@@ -33,7 +33,7 @@ def free_port() -> int:
 def make_settings(bootstrap: str, broker_kind: str, prefix: str, data_dir: Path, partitions: int = 4) -> Settings:
     kind = "kafka" if broker_kind == "external" else broker_kind
     # tansu holds JoinGroup for half the session timeout: keep it short; the mock needs >= 4 s.
-    session = BROKER_TRAITS[kind].min_session_timeout_s + 2 if kind in BROKER_TRAITS else 3.0
+    session = BROKER_TRAITS[kind].loaded_session_timeout_s if kind in BROKER_TRAITS else 3.0
     return replace(Settings(), broker=f"kafka://{bootstrap}", broker_kind=kind, app_id=f"{prefix}app",
                    data_dir=str(data_dir), partitions=partitions, session_timeout_s=session,
                    web_port=free_port(), topic_orders=f"{prefix}orders", topic_interactions=f"{prefix}interactions",

@@ -134,11 +134,12 @@ def test_keyed_round_trip(session_broker, unique_topic_prefix):
 
 
 def test_consumer_group_round_trip(session_broker, unique_topic_prefix):
-    """A kafka-python group consumer joins quickly with the shortest session timeout
-    each broker tolerates (tansu holds JoinGroup for session_timeout / 2; the mock
-    holds a first join for 3 s and hangs if the session expires meanwhile)."""
+    """A kafka-python group consumer joins, reads and commits with a session timeout
+    the broker tolerates under load (tansu holds JoinGroup for session_timeout / 2;
+    the mock holds a first join for 3 s and hangs if the session expires meanwhile,
+    which a CI run hit at the bare 4 s minimum)."""
     bootstrap, cfg = session_broker.bootstrap, session_broker.kafka_python_config()
-    session_ms = int(max(2.0, session_broker.traits.min_session_timeout_s) * 1000)
+    session_ms = int(session_broker.traits.loaded_session_timeout_s * 1000)
     topic = unique_topic_prefix + "grp"
     ensure_topics(bootstrap, [TopicSpec(topic, 2)])
     producer = KafkaProducer(bootstrap_servers=bootstrap, **cfg)
@@ -150,8 +151,11 @@ def test_consumer_group_round_trip(session_broker, unique_topic_prefix):
                              auto_offset_reset="earliest", enable_auto_commit=False,
                              session_timeout_ms=session_ms, heartbeat_interval_ms=500, **cfg)
     try:
+        # Metadata before the first join: a leader that assigns before it knows the topic's
+        # partitions assigns nothing and has to rejoin (the CI failure's log showed this too).
+        assert consumer.partitions_for_topic(topic) == {0, 1}
         got = []
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while len(got) < 6 and time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=200).values():
                 got.extend(records)
@@ -216,6 +220,9 @@ def test_traits_and_settings_are_consistent():
         settings = faust_settings_for(kind, session_timeout=4.0)
         assert settings["processing_guarantee"] == "at_least_once"
         assert settings["broker_heartbeat_interval"] < settings["broker_session_timeout"] == 4.0
+        loaded = BROKER_TRAITS[kind].loaded_session_timeout_s  # what group tests and the harness use
+        assert loaded > BROKER_TRAITS[kind].min_session_timeout_s
+        assert faust_settings_for(kind, session_timeout=loaded)["broker_session_timeout"] == loaded
     assert faust_settings_for("external") == {}
     with pytest.raises(ValueError, match="session timeout"):
         faust_settings_for("rdkafka-mock", session_timeout=3.0)
