@@ -88,11 +88,20 @@ def _schema_rejection(doc: dict, kind: str, version: int) -> Optional[Rejection]
 
 
 def to_cents(amount: float) -> Optional[int]:
-    """Major units -> cents, or None when the amount has more than 2 decimals."""
+    """Major units -> cents, or None when the amount is not finite or has more than 2 decimals."""
+    if not math.isfinite(amount * 100):  # before round(), which raises on NaN and infinity
+        return None
     cents = round(amount * 100)
-    if not math.isfinite(amount) or abs(amount * 100 - cents) > 1e-6 * max(1.0, abs(amount)):
+    if abs(amount * 100 - cents) > 1e-6 * max(1.0, abs(amount)):
         return None
     return int(cents)
+
+
+def _reject_constant(name: str) -> float:
+    # Python's json accepts NaN and +-Infinity, which RFC 8259 does not; many producers (Python's
+    # own json.dumps among them) emit them. NaN also slips past the schema's minimum/maximum,
+    # since every comparison with it is false.
+    raise ValueError(f"{name} is not a JSON number (RFC 8259)")
 
 
 def parse_time_ms(text: str) -> int:
@@ -120,7 +129,7 @@ def decode(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[
         # Strict UTF-8 first: json.loads(bytes) lets encoded surrogates (b"\xed\xa0\x80") through,
         # and a lone surrogate in an id cannot be hashed or re-encoded downstream.
         text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_reject_constant)
         if _ESCAPED_SURROGATE.search(text):  # an escaped surrogate ("\\udc80") must be half of a valid pair
             json.dumps(doc, ensure_ascii=False).encode("utf-8")
     except (UnicodeError, ValueError) as exc:

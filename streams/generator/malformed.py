@@ -8,6 +8,7 @@ defect                                expected reason
 ====================================  ==============================
 payload > 64 KiB (even if valid)      ``too_large``
 invalid UTF-8 / not parseable JSON    ``malformed_json``
+(incl. NaN and Infinity literals)
 JSON but not an object (list, 42...)  ``schema_invalid``
 ``type`` not one of the 4 contracts   ``unknown_type``
 ``schema_version`` != 1               ``unsupported_schema_version``
@@ -110,7 +111,7 @@ def _like(sample: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
 
 def _invalid_json(rng, base, currency):
     text = _dump(base)
-    variant = rng.randrange(5)
+    variant = rng.randrange(6)
     if variant == 0:  # truncated (any proper prefix of an object is invalid)
         return text[: rng.randint(1, len(text) - 1)], "malformed_json"
     if variant == 1:
@@ -119,6 +120,11 @@ def _invalid_json(rng, base, currency):
         return text.replace(b'"', b"'"), "malformed_json"  # single quotes
     if variant == 3:
         return b"{type: order, amount: 12.5}", "malformed_json"
+    if variant == 4:  # what Python's json.dumps writes for float("nan") / float("inf"): not JSON
+        obj = dict(_money_base(base, rng, currency))
+        fields = [f for f in MONEY_FIELDS[obj["type"]] if f in obj]
+        obj[fields[rng.randrange(len(fields))]] = (float("nan"), float("inf"), float("-inf"))[rng.randrange(3)]
+        return _dump(obj), "malformed_json"
     return b"not json at all", "malformed_json"
 
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from streams.core.events import Order, Refund
-from streams.core.validation import EdgeRules, Rejection, decode, format_time_ms, parse_time_ms
+from streams.core.validation import EdgeRules, Rejection, decode, format_time_ms, parse_time_ms, to_cents
 
 GOOD = {"type": "order", "schema_version": 1, "event_id": "e1", "event_time": "2025-03-01T10:00:00Z",
         "customer_id": "c1", "order_id": "o1", "amount": 19.99, "currency": "EUR",
@@ -55,6 +55,35 @@ def test_bad_input_is_rejected_with_its_reason(payload, reason):
     assert isinstance(result, Rejection), result
     assert result.reason == reason
     assert result.error
+
+
+REFUND = {"type": "refund", "schema_version": 1, "event_id": "r1", "event_time": "2025-03-01T09:00:00Z",
+          "customer_id": "c1", "order_id": "o1", "amount": 5.0, "currency": "EUR", "restocked_cost": 2.0}
+CUSTOMER = {"type": "customer", "schema_version": 1, "event_id": "p1", "event_time": "2025-03-01T09:00:00Z",
+            "customer_id": "c1", "kind": "signup", "acquisition_cost": 25.0}
+
+
+@pytest.mark.parametrize("literal", [float("nan"), float("inf"), float("-inf")], ids=["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("doc,field", [(GOOD, "amount"), (GOOD, "cost_of_goods"), (GOOD, "service_cost"),
+                                       (GOOD, "logistics_cost"), (REFUND, "amount"), (REFUND, "restocked_cost"),
+                                       (CUSTOMER, "acquisition_cost"), (GOOD, "channel")])
+def test_nan_and_infinity_are_not_json(doc, field, literal):
+    """Python's json.dumps writes them and json.loads reads them back, but they are not JSON,
+    and NaN passes every minimum/maximum (a hypothesis run found a NaN restocked_cost that
+    made decode raise instead of answering)."""
+    payload = json.dumps({**doc, field: literal}).encode()
+    assert (b"NaN" in payload) or (b"Infinity" in payload)
+    assert decode(json.dumps(doc).encode(), record_time_ms=RECORD_TS).__class__ is not Rejection  # only the literal
+    result = decode(payload, EdgeRules(), record_time_ms=RECORD_TS)
+    assert isinstance(result, Rejection) and result.reason == "malformed_json", result
+    assert "RFC 8259" in result.error
+
+
+def test_to_cents_answers_none_for_non_finite_and_overflowing_amounts():
+    assert to_cents(12.34) == 1234 and to_cents(0.1 + 0.2) == 30
+    assert to_cents(12.345) is None
+    for amount in (float("nan"), float("inf"), float("-inf"), 1e308):
+        assert to_cents(amount) is None
 
 
 def test_interaction_requires_score_for_its_kind():
