@@ -132,6 +132,8 @@ def decode(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[
         doc = json.loads(text, parse_constant=_reject_constant)
         if _ESCAPED_SURROGATE.search(text):  # an escaped surrogate ("\\udc80") must be half of a valid pair
             json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except RecursionError:  # 64 KiB of "[" nests deeper than the parser's recursion limit
+        return Rejection("malformed_json", "not JSON this engine reads: nested too deeply")
     except (UnicodeError, ValueError) as exc:
         return Rejection("malformed_json", f"not JSON: {exc}"[:500])
     if not isinstance(doc, dict):
@@ -165,8 +167,9 @@ def _semantic(doc: dict, rules: EdgeRules, record_time_ms: Optional[int]) -> Uni
     for field in ("amount", "cost_of_goods", "service_cost", "logistics_cost", "restocked_cost", "acquisition_cost"):
         if field in doc:
             c = to_cents(doc[field])
-            if c is None:
-                return Rejection("invalid_value", f"{field} {doc[field]!r} has more than 2 decimals")
+            if c is None:  # json reads 1e999 as infinity; NaN literals were refused above
+                problem = "has more than 2 decimals" if math.isfinite(doc[field] * 100) else "is out of range"
+                return Rejection("invalid_value", f"{field} {doc[field]!r} {problem}")
             cents[field] = c
     base = dict(event_id=doc["event_id"], event_time_ms=t, customer_id=doc["customer_id"])
     kind = doc["type"]

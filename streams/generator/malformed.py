@@ -8,7 +8,7 @@ defect                                expected reason
 ====================================  ==============================
 payload > 64 KiB (even if valid)      ``too_large``
 invalid UTF-8 / not parseable JSON    ``malformed_json``
-(incl. NaN and Infinity literals)
+(incl. NaN/Infinity literals, deep nesting)
 JSON but not an object (list, 42...)  ``schema_invalid``
 ``type`` not one of the 4 contracts   ``unknown_type``
 ``schema_version`` != 1               ``unsupported_schema_version``
@@ -111,7 +111,7 @@ def _like(sample: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
 
 def _invalid_json(rng, base, currency):
     text = _dump(base)
-    variant = rng.randrange(6)
+    variant = rng.randrange(7)
     if variant == 0:  # truncated (any proper prefix of an object is invalid)
         return text[: rng.randint(1, len(text) - 1)], "malformed_json"
     if variant == 1:
@@ -125,6 +125,9 @@ def _invalid_json(rng, base, currency):
         fields = [f for f in MONEY_FIELDS[obj["type"]] if f in obj]
         obj[fields[rng.randrange(len(fields))]] = (float("nan"), float("inf"), float("-inf"))[rng.randrange(3)]
         return _dump(obj), "malformed_json"
+    if variant == 5:  # deeper than a recursive-descent parser goes, well under the size limit
+        depth = rng.randint(20_000, 30_000)
+        return b'{"type":"order","items":' + b"[" * depth + b"]" * depth + b"}", "malformed_json"
     return b"not json at all", "malformed_json"
 
 

@@ -48,6 +48,10 @@ def test_refund_parses_restocked_cost():
     (raw(event_time="2999-01-01T00:00:00Z"), "event_time_out_of_range"),
     (raw(event_time="1970-01-02T00:00:00Z"), "event_time_out_of_range"),
     (b"{" + b" " * 70_000 + b"}", "too_large"),
+    (b"[" * 30_000 + b"]" * 30_000, "malformed_json"),  # deeper than the parser's recursion limit
+    (b'{"type":"order","items":' + b"[" * 20_000 + b"]" * 20_000 + b"}", "malformed_json"),
+    (raw(amount=...)[:-1] + b',"amount":1e999}', "invalid_value"),  # json reads 1e999 as infinity
+    (raw(service_cost=...)[:-1] + b',"service_cost":1e999}', "invalid_value"),
     (None, "malformed_json"),
 ])
 def test_bad_input_is_rejected_with_its_reason(payload, reason):

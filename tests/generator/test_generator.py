@@ -50,7 +50,7 @@ def classify(payload: bytes, validators, accepted=("EUR",), check_size=True) -> 
         return "too_large"
     try:
         obj = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deeply
         return "malformed_json"
     if not isinstance(obj, dict) or "type" not in obj or "schema_version" not in obj:
         return "schema_invalid"
