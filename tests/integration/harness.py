@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -163,3 +165,43 @@ class Expected:
     @property
     def states(self) -> Dict[str, object]:
         return {k.decode(): codec.decode(v) for k, v in self.store.items()}
+
+
+def ready_partitions(port: int) -> Optional[List[int]]:
+    """The worker's owned partitions from its /ready probe, or None while it is not ready."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as response:
+            return json.loads(response.read())["partitions"]
+    except (OSError, ValueError, KeyError):  # 503 (HTTPError), not listening yet, or a body mid-restart
+        return None
+
+
+def stable_assignment(workers: List[Worker], partitions: int, timeout: float = 90.0) -> Dict[int, Worker]:
+    """partition -> worker once every worker is ready and they own disjoint partitions covering all.
+
+    A worker that still holds nothing halfway through is restarted, once: the librdkafka mock
+    answers a follower's SyncGroup that arrives after the leader's with INVALID_REQUEST (a real
+    broker returns the assignment), and in one CI run the follower then held no partition for
+    minutes, and a worker without partitions never starts its timers and tasks (Faust starts them
+    after the first recovery).
+    """
+    deadline, restart_at, restarted = time.monotonic() + timeout, time.monotonic() + timeout / 2, False
+    last: object = None
+    while time.monotonic() < deadline:
+        owned = {worker: ready_partitions(worker.settings.web_port) for worker in workers}
+        owners = {p: w for w, ps in owned.items() for p in ps or ()}
+        if (all(owned.values()) and set(owners) == set(range(partitions))
+                and sum(len(ps) for ps in owned.values()) == partitions):
+            return owners
+        last = {w.settings.web_port: ps for w, ps in owned.items()}
+        if not restarted and time.monotonic() > restart_at:
+            for worker, ps in owned.items():
+                if not ps:
+                    print(f"worker on port {worker.settings.web_port} holds no partition: restarting it")
+                    worker.stop()
+                    worker.start()
+            restarted = True
+        time.sleep(0.5)
+    raise AssertionError(f"no stable assignment of {partitions} partitions over {len(workers)} workers "
+                         f"after {timeout:.0f} s (port -> partitions: {last})")
+

@@ -15,7 +15,8 @@ import pytest
 
 from streams.kafka.partitioning import partition_for
 from streams.lookup import customer_document
-from tests.integration.harness import (Expected, Worker, changelog_states, free_port, make_settings)
+from tests.integration.harness import (Expected, Worker, changelog_states, free_port, make_settings,
+                                       stable_assignment)
 from tests.integration.test_worker import generated, send
 
 pytestmark = pytest.mark.integration
@@ -62,23 +63,6 @@ def two_workers(kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path):
     yield base, workers
     for worker in workers:
         worker.stop()
-
-
-def stable_assignment(workers, partitions: int) -> dict:
-    """partition -> worker once both are ready and own disjoint partitions covering all."""
-    def check():
-        owners = {}
-        for worker in workers:
-            status, body = get(worker.settings.web_port, "/ready", token=None)
-            if status != 200:
-                return False, (worker.settings.web_port, status, body)
-            for p in body["partitions"]:
-                if p in owners:
-                    return False, f"partition {p} owned twice"
-                owners[p] = worker
-        return set(owners) == set(range(partitions)), sorted(owners)
-    wait_for("a stable assignment over both workers", check)
-    return {p: w for w in workers for p in get(w.settings.web_port, "/ready", token=None)[1]["partitions"]}
 
 
 def test_lookup_on_the_other_worker_is_routed_to_the_owner(two_workers):

@@ -21,7 +21,7 @@ from streams.generator import EventGenerator, GeneratorConfig
 from streams.kafka.produce import producer, send_events
 from streams.kafka.read import read_to_end
 from tests.integration.harness import (Worker, changelog_states, client_config, free_port, input_topics,
-                                       make_settings)
+                                       make_settings, stable_assignment)
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,7 @@ def test_two_workers_share_one_global_view(any_broker, unique_topic_prefix, tmp_
             w.start()
         for s in settings:
             wait_until(lambda: population(s.web_port) is not None, 60, "the web server")
-        time.sleep(4 * base.session_timeout_s)  # let the group settle on two members before traffic
+        stable_assignment(workers, base.partitions)  # both workers hold partitions before traffic
         prod = producer(base.bootstrap, **client_config(base))
         try:
             for i in range(0, len(events), 500):  # in waves: a late rebalance still sees traffic after it
@@ -69,6 +69,8 @@ def test_two_workers_share_one_global_view(any_broker, unique_topic_prefix, tmp_
         all_partitions = list(range(base.partitions))
         cfg = base.population_config()
 
+        seen = {}
+
         def converged():
             states = changelog_states(base, lambda s: True, timeout=30)
             want = PopulationAggregate.of(states.values(), cfg)
@@ -76,10 +78,17 @@ def test_two_workers_share_one_global_view(any_broker, unique_topic_prefix, tmp_
             expected = summary_dict(want.summary(cfg_policy.name, cfg_policy.version, all_partitions))
             if all(d and d["summary"] == expected for d in docs) and docs[0]["version"] == docs[1]["version"]:
                 return states, docs
+            # what a timeout reports: per worker its owned and merged partitions, customers and version
+            seen.update(changelog_customers=len(states), views=[
+                d and {k: d.get(k) for k in ("owned", "partitions", "version")} | {
+                    "customers": (d.get("summary") or {}).get("customers")} for d in docs])
             return None
 
         cfg_policy = base.engine_config().policy
-        states, docs = wait_until(converged, 120, "both workers' global views to match the changelog", 2.0)
+        try:
+            states, docs = wait_until(converged, 120, "both workers' global views to match the changelog", 2.0)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {seen}") from None
     finally:
         for w in workers:
             w.stop()
@@ -132,7 +141,7 @@ def test_relative_cut_off_decided_with_the_global_view_on_both_workers(kafka_boo
             w.start()
         for s in settings:
             wait_until(lambda: population(s.web_port) is not None, 60, "the web server")
-        time.sleep(4 * base.session_timeout_s)
+        stable_assignment(workers, base.partitions)  # both workers hold partitions before traffic
         prod = producer(base.bootstrap, **client_config(base))
         try:
             for i in range(0, len(events), 500):  # waves: later ones are decided with the merged view
