@@ -34,8 +34,12 @@ def explain_segment(state: CustomerState, cfg: EngineConfig, scorer: Optional[Sc
     """Segment, reason and criteria of the stored state, recomputed without touching it.
 
     ``assess`` only names the dimensions that flip; assessing a copy without a previous
-    segment names both. When hysteresis keeps the customer in a segment the plain cut-offs
-    would leave, the reason says so.
+    segment names both. The reason credits the hysteresis band only when the band is what
+    keeps the stored segment: the assessment with the band (as the engine decides) gives the
+    stored segment and the one without it does not. When neither gives it (the settings or the
+    model changed since the engine decided: e.g. a model published since puts P(alive), which
+    has no band, below the at-risk cut-off) the reason says the stored segment stands until the
+    customer's next event or review, instead of claiming a band it lies outside of.
     """
     as_of = assessed_at_ms(state)
     if as_of is None or state.segment is None:
@@ -44,7 +48,10 @@ def explain_segment(state: CustomerState, cfg: EngineConfig, scorer: Optional[Sc
     kept = assess(state, clv, cfg.policy, as_of)  # with hysteresis, as the engine decides
     fresh = assess(replace(state, segment=None), clv, cfg.policy, as_of)  # both dimensions explained
     reason = fresh.reason.removeprefix("first assessment; ")
-    if fresh.segment != state.segment:
+    if kept.segment != state.segment:
+        reason = (f"now assessed as {kept.segment}: {reason}; {state.segment} was decided under other settings "
+                  f"or model parameters and stands until the customer's next event or review")
+    elif fresh.segment != state.segment:
         reason += f"; kept in {state.segment} within the {cfg.policy.hysteresis:.0%} hysteresis band"
     return {"segment": state.segment, "reason": reason, "criteria": kept.criteria,
             "assessed_at": format_time_ms(as_of), "clv": clv.to_dict(cfg.formula.currency),
