@@ -11,7 +11,8 @@ import re
 from dataclasses import replace
 from typing import Optional
 
-from .core.engine import EngineConfig, Scorer, score
+from .core.engine import EngineConfig, Scorer, model_parameters, score
+from .core.outlook import outlook
 from .core.segments import assess
 from .core.state import CustomerState
 from .core.validation import format_time_ms
@@ -55,22 +56,23 @@ def explain_segment(state: CustomerState, cfg: EngineConfig, scorer: Optional[Sc
         reason += f"; kept in {state.segment} within the {cfg.policy.hysteresis:.0%} hysteresis band"
     return {"segment": state.segment, "reason": reason, "criteria": kept.criteria,
             "assessed_at": format_time_ms(as_of), "clv": clv.to_dict(cfg.formula.currency),
+            "outlook": outlook(state, clv, as_of, model_parameters(scorer)).to_dict(),
             "consistent": kept.segment == state.segment}
 
 
 def customer_document(state: CustomerState, cfg: EngineConfig, scorer: Optional[Scorer] = None) -> dict:
-    """The lookup answer: business state, CLV forms, segment, reason and service level."""
+    """The lookup answer: business state, CLV forms, order outlook, segment, reason and service level."""
     explained = explain_segment(state, cfg, scorer)
     doc = {"customer_id": state.customer_id, "segment": state.segment,
            "segment_since": None if state.segment_since_ms is None else format_time_ms(state.segment_since_ms),
            "sequence": state.sequence, "scored_by": state.scored_by,
            "service_level": cfg.policy.service_levels.get(state.segment) if state.segment else None,
            "policy": {"name": cfg.policy.name, "version": cfg.policy.version},
-           "reason": None, "criteria": None, "clv": None, "assessed_at": None,
+           "reason": None, "criteria": None, "clv": None, "outlook": None, "assessed_at": None,
            "state": _jsonable(state.business_view())}
     if explained is not None:
         doc.update(reason=explained["reason"], criteria=explained["criteria"], clv=explained["clv"],
-                   assessed_at=explained["assessed_at"])
+                   outlook=explained["outlook"], assessed_at=explained["assessed_at"])
         if not explained["consistent"]:
             # Settings or model parameters changed since the engine decided: say so rather than hide it.
             doc["note"] = ("the current settings or model parameters would assess this customer differently; "
