@@ -40,7 +40,8 @@ def explain_segment(state: CustomerState, cfg: EngineConfig, scorer: Optional[Sc
     stored segment and the one without it does not. When neither gives it (the settings or the
     model changed since the engine decided: e.g. a model published since puts P(alive), which
     has no band, below the at-risk cut-off) the reason says the stored segment stands until the
-    customer's next event or review, instead of claiming a band it lies outside of.
+    customer's next event or review, instead of claiming a band it lies outside of; when the
+    minimum dwell time holds it (the engine's rule, not the policy's), the reason says that.
     """
     as_of = assessed_at_ms(state)
     if as_of is None or state.segment is None:
@@ -49,7 +50,13 @@ def explain_segment(state: CustomerState, cfg: EngineConfig, scorer: Optional[Sc
     kept = assess(state, clv, cfg.policy, as_of)  # with hysteresis, as the engine decides
     fresh = assess(replace(state, segment=None), clv, cfg.policy, as_of)  # both dimensions explained
     reason = fresh.reason.removeprefix("first assessment; ")
-    if kept.segment != state.segment:
+    dwell_ms = cfg.policy.stability.min_dwell_ms
+    dwell_ends = None if not dwell_ms or state.segment_since_ms is None else state.segment_since_ms + dwell_ms
+    if kept.segment != state.segment and not kept.manual and dwell_ends is not None and as_of < dwell_ends:
+        # the engine's own hold (engine._reassess): a customer that moved recently keeps its segment
+        reason = (f"now assessed as {kept.segment}: {reason}; kept in {state.segment} for the minimum dwell time "
+                  f"of {cfg.policy.stability.min_dwell_days:g} days (until {format_time_ms(dwell_ends)})")
+    elif kept.segment != state.segment:
         reason = (f"now assessed as {kept.segment}: {reason}; {state.segment} was decided under other settings "
                   f"or model parameters and stands until the customer's next event or review")
     elif fresh.segment != state.segment:

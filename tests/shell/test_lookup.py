@@ -168,3 +168,15 @@ def test_every_kept_within_the_band_reason_is_within_the_band(days, amounts, nps
                      or (high_loyalty and c["days_since_last_order"] > lp.loyalty_max_recency_days))
     assert outside_plain
     assert explained["consistent"]
+
+
+def test_a_segment_held_by_the_minimum_dwell_time_says_so():
+    cfg = EngineConfig(policy=MatrixPolicy(value_metric="historical_margin", high_value_threshold=1000.0,
+                                           hysteresis=0.0, min_dwell_days=30))
+    state, changes = customer(order(1, 1, 1200, 0), refund(1, 2, 500, 1), cfg=cfg)  # margin 1200, then 700
+    assert state.segment == HV_LL and len(changes) == 1  # the drop to low value waits for the dwell time
+    explained = explain_segment(state, cfg)
+    assert "hysteresis" not in explained["reason"] and "other settings" not in explained["reason"]
+    assert explained["reason"].startswith(f"now assessed as {LV_LL}: value low: historical_margin CLV 700.00 < 1000.00")
+    assert explained["reason"].endswith(f"kept in {HV_LL} for the minimum "
+                                        "dwell time of 30 days (until 2025-02-01T12:00:00.000Z)")
