@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-import math
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -19,12 +19,15 @@ import fastjsonschema
 from jsonschema import Draft202012Validator
 
 from .events import DAY_MS, CustomerProfile, Event, Interaction, Order, Refund
+from .money import to_cents, written
 
 # streams/schemas links to the repository's schemas/ (the published contract) and is packaged with it.
 SCHEMA_DIR = Path(__file__).parent.parent / "schemas"
 INPUT_TYPES = ("order", "refund", "interaction", "customer")
 SUPPORTED_VERSIONS = (1,)
 _RANGE_CHECKS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
+# In major units, at most 2 decimals; decided on the number as written (see money.py).
+MONEY_FIELDS = ("amount", "cost_of_goods", "service_cost", "logistics_cost", "restocked_cost", "acquisition_cost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +90,6 @@ def _schema_rejection(doc: dict, kind: str, version: int) -> Optional[Rejection]
     return Rejection(reason, f"{where}: {first.message}"[:500])
 
 
-def to_cents(amount: float) -> Optional[int]:
-    """Major units -> cents, or None when the amount is not finite or has more than 2 decimals."""
-    scaled = amount * 100
-    if not math.isfinite(scaled):  # before round(), which raises on NaN and infinity
-        return None
-    cents = round(scaled)
-    if abs(scaled - cents) > 1e-6 * max(1.0, abs(amount)):
-        return None
-    return int(cents)
-
-
 def _reject_constant(name: str) -> float:
     # Python's json accepts NaN and +-Infinity, which RFC 8259 does not; many producers (Python's
     # own json.dumps among them) emit them. NaN also slips past the schema's minimum/maximum,
@@ -149,7 +141,16 @@ def decode(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[
         rejection = _schema_rejection(doc, kind, version)
         if rejection is not None:
             return rejection
-    return _semantic(doc, rules, record_time_ms)
+    return _semantic(_with_money_as_written(doc, text), rules, record_time_ms)
+
+
+def _with_money_as_written(doc: dict, text: str) -> dict:
+    """``doc`` with its money fields as Decimals of their literals (the schema ran on floats, so
+    its messages name the numbers as they always did). The text already parsed, so this does too."""
+    if not any(field in doc for field in MONEY_FIELDS):
+        return doc
+    exact = json.loads(text, parse_float=Decimal)
+    return {**doc, **{field: exact[field] for field in MONEY_FIELDS if field in doc}}
 
 
 def _semantic(doc: dict, rules: EdgeRules, record_time_ms: Optional[int]) -> Union[Event, Rejection]:
@@ -165,11 +166,11 @@ def _semantic(doc: dict, rules: EdgeRules, record_time_ms: Optional[int]) -> Uni
     if currency is not None and currency not in rules.accepted_currencies:
         return Rejection("unsupported_currency", f"currency {currency} is not accepted")
     cents = {}
-    for field in ("amount", "cost_of_goods", "service_cost", "logistics_cost", "restocked_cost", "acquisition_cost"):
+    for field in MONEY_FIELDS:
         if field in doc:
             c = to_cents(doc[field])
             if c is None:
-                return Rejection("invalid_value", f"{field} {doc[field]!r} has more than 2 decimals")
+                return Rejection("invalid_value", f"{field} {written(doc[field])} has more than 2 decimals")
             cents[field] = c
     base = dict(event_id=doc["event_id"], event_time_ms=t, customer_id=doc["customer_id"])
     kind = doc["type"]

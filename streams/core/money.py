@@ -1,0 +1,63 @@
+"""Major units -> integer cents, exactly.
+
+The contracts allow at most 2 decimals. Whether an amount has more is decided from the number
+as written in the JSON (decoded as ``Decimal`` from its literal), never from float arithmetic:
+a float tolerance once let ``123456.789`` through as 12345679 cents, since the error it allowed
+grew with the amount (issue 14).
+"""
+from __future__ import annotations
+
+import math
+from decimal import Context, Decimal, InvalidOperation
+from typing import Optional, Union
+
+_CENT = Decimal("0.01")
+# Enough digits for any amount a contract allows (at most 10^7 with 2 decimals) and far beyond;
+# quantize signals InvalidOperation instead of rounding when the result would not fit.
+_EXACT = Context(prec=40, traps=[InvalidOperation])
+# A float read elsewhere than from JSON (e.g. computed as 0.1 + 0.2) has no literal: it counts as
+# a whole number of cents when within a few units in the last place of one. That tells 2 decimals
+# from 3 as long as 0.1 cent is far above the float's resolution, i.e. up to ~1e10 major units.
+_FLOAT_ULPS = 8
+_FLOAT_RESOLUTION_LIMIT = 1e-3
+
+
+def to_cents(amount: Union[int, Decimal, float]) -> Optional[int]:
+    """Cents of ``amount``, or None when it has more than 2 decimals or is not finite."""
+    if isinstance(amount, Decimal):
+        return _decimal_cents(amount)
+    if isinstance(amount, int):
+        return amount * 100
+    return _float_cents(amount)
+
+
+def _decimal_cents(amount: Decimal) -> Optional[int]:
+    if not amount.is_finite():
+        return None
+    try:
+        whole_cents = amount.quantize(_CENT, context=_EXACT)
+    except InvalidOperation:  # too large to hold in cents (1e999999999), or an exponent out of range
+        return None
+    if whole_cents != amount:  # exact comparison: 10.500 == 10.50, 123456.789 != 123456.79
+        return None
+    return int(whole_cents.scaleb(2, context=_EXACT))
+
+
+def _float_cents(amount: float) -> Optional[int]:
+    scaled = amount * 100
+    if not math.isfinite(scaled):  # before round(), which raises on NaN and infinity
+        return None
+    tolerance = _FLOAT_ULPS * math.ulp(scaled)
+    if tolerance >= _FLOAT_RESOLUTION_LIMIT:  # the float cannot tell cents from tenths of a cent
+        return None
+    cents = round(scaled)
+    return int(cents) if abs(scaled - cents) <= tolerance else None
+
+
+def written(amount: Union[int, Decimal, float]) -> str:
+    """The amount for a message: as the float repr readers know (``123456.789``), or the literal
+    itself when that repr would show another number (``1.0010000000000000000001``)."""
+    if isinstance(amount, Decimal) and amount.is_finite():
+        shown = repr(float(amount))
+        return shown if Decimal(shown) == amount else str(amount)
+    return repr(amount)
