@@ -8,13 +8,13 @@ grew with the amount (issue 14).
 from __future__ import annotations
 
 import math
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Optional, Union
 
-_CENT = Decimal("0.01")
-# Enough digits for any amount a contract allows (at most 10^7 with 2 decimals) and far beyond;
-# quantize signals InvalidOperation instead of rounding when the result would not fit.
-_EXACT = Context(prec=40, traps=[InvalidOperation])
+_HUNDRED = Decimal(100)
+# 40 digits hold any amount a contract allows (at most 10^7 with 2 decimals) in cents, and far
+# more; an amount that does not fit, or scaled to cents would round, raises instead of rounding.
+_EXACT = Context(prec=40, traps=[Inexact, InvalidOperation, Overflow])
 # A float read elsewhere than from JSON (e.g. computed as 0.1 + 0.2) has no literal: it counts as
 # a whole number of cents when within a few units in the last place of one. That tells 2 decimals
 # from 3 as long as 0.1 cent is far above the float's resolution, i.e. up to ~1e10 major units.
@@ -32,15 +32,17 @@ def to_cents(amount: Union[int, Decimal, float]) -> Optional[int]:
 
 
 def _decimal_cents(amount: Decimal) -> Optional[int]:
-    if not amount.is_finite():
+    if not amount.is_finite():  # a quiet NaN would pass the multiplication below
         return None
     try:
-        whole_cents = amount.quantize(_CENT, context=_EXACT)
-    except InvalidOperation:  # too large to hold in cents (1e999999999), or an exponent out of range
+        scaled = _EXACT.multiply(amount, _HUNDRED)  # exact, or raises (1.000...0001 with 60k digits)
+    except (Inexact, InvalidOperation):  # Overflow is an Inexact
         return None
-    if whole_cents != amount:  # exact comparison: 10.500 == 10.50, 123456.789 != 123456.79
+    magnitude = scaled.adjusted()  # checked first: it keeps the integers below small
+    if magnitude > 20 or (magnitude < 0 and scaled):  # beyond any contract, or a fraction of a cent
         return None
-    return int(whole_cents.scaleb(2, context=_EXACT))
+    whole, denominator = scaled.as_integer_ratio()
+    return whole if denominator == 1 else None  # 10.500 -> 1050, 123456.789 -> None
 
 
 def _float_cents(amount: float) -> Optional[int]:

@@ -18,6 +18,7 @@ from typing import Callable, Optional, Union
 import fastjsonschema
 from jsonschema import Draft202012Validator
 
+from . import contracts
 from .events import DAY_MS, CustomerProfile, Event, Interaction, Order, Refund
 from .money import to_cents, written
 
@@ -28,6 +29,8 @@ SUPPORTED_VERSIONS = (1,)
 _RANGE_CHECKS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
 # In major units, at most 2 decimals; decided on the number as written (see money.py).
 MONEY_FIELDS = ("amount", "cost_of_goods", "service_cost", "logistics_cost", "restocked_cost", "acquisition_cost")
+_MONEY_OF = {"order": ("amount", "cost_of_goods", "service_cost", "logistics_cost"),
+             "refund": ("amount", "restocked_cost"), "interaction": (), "customer": ("acquisition_cost",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +115,25 @@ _ESCAPED_SURROGATE = re.compile(r"\\[uU][dD][89a-fA-F]")
 
 def decode(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[int] = None,
            reference: bool = False) -> Union[Event, Rejection]:
-    """Bytes -> event or rejection. ``reference=True`` asks jsonschema about every document
-    instead of only those the compiled check rejects (the fast path is tested against it)."""
+    """Bytes -> event or rejection.
+
+    A document that meets its contract is read in one compiled pass (``contracts.read``, msgspec);
+    any other goes ``decode_by_schema``, which names the reason. So the compiled pass decides
+    nothing alone, and every decision and reason is the schema path's: ``reference=True`` asks
+    jsonschema about every document, and the three are tested to agree
+    (tests/core/test_compiled_decoding.py)."""
+    if not reference and raw is not None and len(raw) <= rules.max_payload_bytes:
+        document = contracts.read(raw)
+        if document is not None:
+            return _semantic(document, rules, record_time_ms)
+    return decode_by_schema(raw, rules, record_time_ms, reference)
+
+
+def decode_by_schema(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[int] = None,
+                     reference: bool = False) -> Union[Event, Rejection]:
+    """json.loads + the schema check (compiled by fastjsonschema, explained by jsonschema): the
+    reference that gives each rejection its reason. ``reference=True`` asks jsonschema about every
+    document instead of only those the compiled check rejects (the fast path is tested against it)."""
     if raw is None:
         return Rejection("malformed_json", "empty record (tombstone) on an event topic")
     if len(raw) > rules.max_payload_bytes:
@@ -166,11 +186,12 @@ def _semantic(doc: dict, rules: EdgeRules, record_time_ms: Optional[int]) -> Uni
     if currency is not None and currency not in rules.accepted_currencies:
         return Rejection("unsupported_currency", f"currency {currency} is not accepted")
     cents = {}
-    for field in MONEY_FIELDS:
-        if field in doc:
-            c = to_cents(doc[field])
+    for field in _MONEY_OF[doc["type"]]:
+        amount = doc.get(field)
+        if amount is not None:
+            c = to_cents(amount)
             if c is None:
-                return Rejection("invalid_value", f"{field} {written(doc[field])} has more than 2 decimals")
+                return Rejection("invalid_value", f"{field} {written(amount)} has more than 2 decimals")
             cents[field] = c
     base = dict(event_id=doc["event_id"], event_time_ms=t, customer_id=doc["customer_id"])
     kind = doc["type"]
