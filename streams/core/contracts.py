@@ -20,6 +20,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 MAX_MONEY = 10_000_000
+_CENT = Decimal("0.01")
 _TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
 
 Id = Annotated[str, Meta(min_length=1, max_length=128)]
@@ -132,8 +133,10 @@ def _is_money(value: Any, zero_allowed: bool) -> bool:
     kind = value.__class__
     if kind is not int and kind is not Decimal:  # bool, str, a float too large for int, a list...
         return False
-    # comparisons of an int or a finite Decimal with an int are exact
-    return (0 <= value if zero_allowed else 0 < value) and value <= MAX_MONEY and \
+    # Comparisons of an int or a finite Decimal with these are exact. Where zero is not allowed,
+    # below one cent goes to the schema path: no such amount is valid (not whole cents), and the
+    # schema judges the float json.loads reads, which is 0 for 1e-999 (out of range, not inexact).
+    return (0 <= value if zero_allowed else _CENT <= value) and value <= MAX_MONEY and \
         (kind is int or value.is_finite())
 
 
