@@ -9,6 +9,8 @@ money.py) is a non-bool number within its bounds, and an interaction carries its
 ``read`` answers a checked document, or None whenever msgspec refuses or is unsure; the caller
 then takes the json.loads + jsonschema path, which gives the dead-letter reason and message.
 So a refusal here never decides anything by itself, and every decision stays the reference's.
+``from_checked`` gives a document the reference path checked the same typed form, so the
+semantic checks that follow (validation._semantic) are one code for both.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ AcquisitionChannel = Literal["organic", "search", "social", "affiliate", "referr
 
 
 class _Document(Struct, frozen=True, forbid_unknown_fields=True):
-    """Absent optional fields are UNSET, so that null stays a wrong type as in the schemas."""
+    """Absent optional fields are UNSET, so that null stays a wrong type, as in the schemas."""
 
 
 class _Event(_Document, frozen=True, forbid_unknown_fields=True, tag_field="type"):
@@ -115,18 +117,27 @@ _ESCAPED_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 _DECODER = msgspec.json.Decoder(Document, float_hook=Decimal)
 
 
-def read(raw: Union[bytes, bytearray, str]) -> Optional[dict]:
-    """A document that meets its contract, as the dict json.loads would give but with money as
-    the Decimal of its literal; or None (then ask the reference path why not)."""
+def read(raw: Union[bytes, bytearray, str]) -> Optional[Document]:
+    """A document that meets its contract, money as the Decimal of its literal; or None (then
+    ask the reference path why not)."""
     if _ESCAPED_SURROGATE.search(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw):
         return None
     try:
         doc = _DECODER.decode(raw)
     except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
         return None
-    if not _holds(doc):
-        return None
-    return msgspec.to_builtins(doc, builtin_types=(Decimal,))  # UNSET fields left out, the tag put in
+    return doc if _holds(doc) else None
+
+
+def from_checked(doc: dict) -> Document:
+    """A dict that the schema path has checked, as its Struct, so one set of semantic checks serves
+    both paths. Not validated again (Struct constructors do not check types): values stay as
+    json.loads read them, so the schema path decides as it always did."""
+    fields = {name: value for name, value in doc.items() if name != "type"}
+    attributes = fields.get("attributes")
+    if attributes is not None:
+        fields["attributes"] = CustomerAttributes(**attributes)
+    return CONTRACTS[doc["type"]](**fields)
 
 
 def _is_money(value: Any, zero_allowed: bool) -> bool:

@@ -17,6 +17,7 @@ from typing import Callable, Optional, Union
 
 import fastjsonschema
 from jsonschema import Draft202012Validator
+from msgspec import UNSET
 
 from . import contracts
 from .events import DAY_MS, CustomerProfile, Event, Interaction, Order, Refund
@@ -29,8 +30,6 @@ SUPPORTED_VERSIONS = (1,)
 _RANGE_CHECKS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
 # In major units, at most 2 decimals; decided on the number as written (see money.py).
 MONEY_FIELDS = ("amount", "cost_of_goods", "service_cost", "logistics_cost", "restocked_cost", "acquisition_cost")
-_MONEY_OF = {"order": ("amount", "cost_of_goods", "service_cost", "logistics_cost"),
-             "refund": ("amount", "restocked_cost"), "interaction": (), "customer": ("acquisition_cost",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +160,7 @@ def decode_by_schema(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms:
         rejection = _schema_rejection(doc, kind, version)
         if rejection is not None:
             return rejection
-    return _semantic(_with_money_as_written(doc, text), rules, record_time_ms)
+    return _semantic(contracts.from_checked(_with_money_as_written(doc, text)), rules, record_time_ms)
 
 
 def _with_money_as_written(doc: dict, text: str) -> dict:
@@ -173,43 +172,67 @@ def _with_money_as_written(doc: dict, text: str) -> dict:
     return {**doc, **{field: exact[field] for field in MONEY_FIELDS if field in doc}}
 
 
-def _semantic(doc: dict, rules: EdgeRules, record_time_ms: Optional[int]) -> Union[Event, Rejection]:
+def _semantic(doc: contracts.Document, rules: EdgeRules, record_time_ms: Optional[int]) -> Union[Event, Rejection]:
+    """The checks a schema cannot state, in this order: event time, currency, money (exact cents),
+    refund against its restocked cost. Absent optional fields are UNSET, and None in the event."""
     try:
-        t = parse_time_ms(doc["event_time"])
+        t = parse_time_ms(doc.event_time)
     except ValueError as exc:
         return Rejection("schema_invalid", f"event_time: {exc}")
     if t < rules.earliest_event_time_ms:
-        return Rejection("event_time_out_of_range", f"event_time {doc['event_time']} is before the earliest accepted time")
+        return Rejection("event_time_out_of_range", f"event_time {doc.event_time} is before the earliest accepted time")
     if record_time_ms is not None and t > record_time_ms + rules.max_future_skew_ms:
-        return Rejection("event_time_out_of_range", f"event_time {doc['event_time']} is in the future of its record time")
-    currency = doc.get("currency")
-    if currency is not None and currency not in rules.accepted_currencies:
+        return Rejection("event_time_out_of_range", f"event_time {doc.event_time} is in the future of its record time")
+    kind = doc.__class__
+    if kind is contracts.InteractionDocument:
+        return Interaction(doc.event_id, t, doc.customer_id, doc.kind,
+                           None if doc.nps_score is UNSET else doc.nps_score,
+                           None if doc.effort_score is UNSET else doc.effort_score,
+                           None if doc.rating is UNSET else doc.rating)
+    currency = doc.currency
+    if currency is not UNSET and currency not in rules.accepted_currencies:
         return Rejection("unsupported_currency", f"currency {currency} is not accepted")
-    cents = {}
-    for field in _MONEY_OF[doc["type"]]:
-        amount = doc.get(field)
-        if amount is not None:
-            c = to_cents(amount)
-            if c is None:
-                return Rejection("invalid_value", f"{field} {written(amount)} has more than 2 decimals")
-            cents[field] = c
-    base = dict(event_id=doc["event_id"], event_time_ms=t, customer_id=doc["customer_id"])
-    kind = doc["type"]
-    if kind == "order":
-        cost = cents.get("cost_of_goods", 0) + cents.get("service_cost", 0) + cents.get("logistics_cost", 0)
-        return Order(**base, order_id=doc["order_id"], amount_cents=cents["amount"], cost_cents=cost,
-                     channel=doc.get("channel"))
-    if kind == "refund":
-        restocked = cents.get("restocked_cost", 0)
-        if restocked > cents["amount"]:
+    if kind is contracts.OrderDocument:
+        amount = _cents("amount", doc.amount)
+        if amount.__class__ is Rejection:
+            return amount
+        cost = 0
+        for field, value in (("cost_of_goods", doc.cost_of_goods), ("service_cost", doc.service_cost),
+                             ("logistics_cost", doc.logistics_cost)):
+            if value is not UNSET:
+                cents = _cents(field, value)
+                if cents.__class__ is Rejection:
+                    return cents
+                cost += cents
+        return Order(doc.event_id, t, doc.customer_id, doc.order_id, amount, cost,
+                     None if doc.channel is UNSET else doc.channel)
+    if kind is contracts.RefundDocument:
+        amount = _cents("amount", doc.amount)
+        if amount.__class__ is Rejection:
+            return amount
+        restocked = 0 if doc.restocked_cost is UNSET else _cents("restocked_cost", doc.restocked_cost)
+        if restocked.__class__ is Rejection:
+            return restocked
+        if restocked > amount:
             return Rejection("invalid_value", "restocked_cost exceeds the refunded amount")
-        return Refund(**base, order_id=doc["order_id"], amount_cents=cents["amount"], restocked_cost_cents=restocked)
-    if kind == "interaction":
-        return Interaction(**base, kind=doc["kind"], nps_score=doc.get("nps_score"),
-                           effort_score=doc.get("effort_score"), rating=doc.get("rating"))
-    attrs = doc.get("attributes", {})
-    return CustomerProfile(**base, kind=doc["kind"], acquisition_channel=doc.get("acquisition_channel"),
-                           acquisition_cost_cents=cents.get("acquisition_cost"),
-                           reference_customer=attrs.get("reference_customer"),
-                           strategic_account=attrs.get("strategic_account"),
-                           big_name=attrs.get("big_name"), ideal_customer_fit=attrs.get("ideal_customer_fit"))
+        return Refund(doc.event_id, t, doc.customer_id, doc.order_id, amount, restocked)
+    acquisition_cost = None if doc.acquisition_cost is UNSET else _cents("acquisition_cost", doc.acquisition_cost)
+    if acquisition_cost.__class__ is Rejection:
+        return acquisition_cost
+    attrs = _NO_ATTRIBUTES if doc.attributes is UNSET else doc.attributes
+    return CustomerProfile(doc.event_id, t, doc.customer_id, doc.kind,
+                           None if doc.acquisition_channel is UNSET else doc.acquisition_channel, acquisition_cost,
+                           None if attrs.reference_customer is UNSET else attrs.reference_customer,
+                           None if attrs.strategic_account is UNSET else attrs.strategic_account,
+                           None if attrs.big_name is UNSET else attrs.big_name,
+                           None if attrs.ideal_customer_fit is UNSET else attrs.ideal_customer_fit)
+
+
+_NO_ATTRIBUTES = contracts.CustomerAttributes()
+
+
+def _cents(field: str, amount) -> Union[int, Rejection]:
+    cents = to_cents(amount)
+    if cents is None:
+        return Rejection("invalid_value", f"{field} {written(amount)} has more than 2 decimals")
+    return cents
