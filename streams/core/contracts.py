@@ -1,7 +1,7 @@
 """The input contracts (schemas/v1) as msgspec Structs: one compiled pass from bytes to a typed,
 checked document, several times cheaper than json.loads + a schema check.
 
-The JSON schemas stay the contract; these structs restate them (tests/core/test_contracts.py
+The JSON schemas stay the contract; these structs restate them (tests/core/test_compiled_decoding.py
 holds every required field, enum, bound, length and pattern of the two side by side). What a
 struct cannot say is checked in ``_holds``: money (decoded as the literal's Decimal, see
 money.py) is a non-bool number within its bounds, and an interaction carries its kind's score.
@@ -124,7 +124,9 @@ def read(raw: Union[bytes, bytearray, str]) -> Optional[Document]:
         return None
     try:
         doc = _DECODER.decode(raw)
-    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+    # ValidationError is a DecodeError; Decimal() raises InvalidOperation, an ArithmeticError, on an
+    # exponent beyond its range (1e-99999999999999999999), which the schema path reads instead
+    except (msgspec.DecodeError, RecursionError, ArithmeticError):
         return None
     return doc if _holds(doc) else None
 

@@ -56,6 +56,22 @@ def _float_cents(amount: float) -> Optional[int]:
     return int(cents) if abs(scaled - cents) <= tolerance else None
 
 
+def amount_as_written(literal: str) -> Decimal:
+    """The Decimal of a JSON number's literal (a ``parse_float`` hook). An exponent beyond what a
+    Decimal holds (``1e-99999999999999999999``) gives what the number is to the checks: zero, an
+    amount below any cent, or an infinity, where ``Decimal()`` would raise."""
+    try:
+        return Decimal(literal)
+    except InvalidOperation:
+        mantissa = Decimal(literal.lower().partition("e")[0])
+        if not mantissa:
+            return mantissa
+        sign = int(mantissa.is_signed())
+        if "e-" in literal.lower():
+            return Decimal((sign, (1,), -999_999_999))
+        return Decimal((sign, (), "F"))  # an infinity of the mantissa's sign
+
+
 def written(amount: Union[int, Decimal, float]) -> str:
     """The amount for a message: as the float repr readers know (``123456.789``), or the literal
     itself when that repr would show another number (``1.0010000000000000000001``)."""

@@ -10,7 +10,6 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -21,7 +20,7 @@ from msgspec import UNSET
 
 from . import contracts
 from .events import DAY_MS, CustomerProfile, Event, Interaction, Order, Refund
-from .money import to_cents, written
+from .money import amount_as_written, to_cents, written
 
 # streams/schemas links to the repository's schemas/ (the published contract) and is packaged with it.
 SCHEMA_DIR = Path(__file__).parent.parent / "schemas"
@@ -168,7 +167,7 @@ def _with_money_as_written(doc: dict, text: str) -> dict:
     its messages name the numbers as they always did). The text already parsed, so this does too."""
     if not any(field in doc for field in MONEY_FIELDS):
         return doc
-    exact = json.loads(text, parse_float=Decimal)
+    exact = json.loads(text, parse_float=amount_as_written)
     return {**doc, **{field: exact[field] for field in MONEY_FIELDS if field in doc}}
 
 

@@ -89,6 +89,21 @@ def test_edge_cases_of_the_parser_keep_their_reasons(payload):
     assert isinstance(result, Rejection) and result.reason in ("malformed_json", "invalid_value", "too_large")
 
 
+@pytest.mark.parametrize("literal,cents_or_reason", [
+    ("1e99999999999999999999", "invalid_value"), ("-1e99999999999999999999", "invalid_value"),
+    ("1e-99999999999999999999", "invalid_value"), ("1.5E-99999999999999999999", "invalid_value"),
+    ("0e99999999999999999999999", 0), ("1" + "0" * 5000, "malformed_json"),  # Python's int digit limit
+    ("1." + "0" * 5000, 100), ("1." + "0" * 5000 + "1", "invalid_value"),
+])
+def test_exponents_and_digits_beyond_a_decimal_never_raise(literal, cents_or_reason):
+    """Decimal() raises on an exponent beyond its range: reading money as Decimal made decode raise
+    on 1e-99999999999999999999 (json.loads reads it as 0.0) until both paths guarded it."""
+    raw = (b'{"type":"order","schema_version":1,"event_id":"e","event_time":"2025-03-01T10:00:00Z",'
+           b'"customer_id":"c","order_id":"o","amount":' + literal.encode() + b',"currency":"EUR"}')
+    result = same_decision(raw)
+    assert getattr(result, "reason", getattr(result, "amount_cents", None)) == cents_or_reason
+
+
 # -- hypothesis: JSON texts written token by token, as a producer other than Python's might ----------
 
 BASES = {
@@ -109,6 +124,8 @@ NUMBER_LITERALS = st.one_of(
                      "10000000.00", "10000000.001", "10000000.01", "123456.789", "123456.78", "1e999", "-1e999",
                      "1e-999", "123456789012345678901234567890", "18446744073709551616", "9223372036854775808",
                      "0.30000000000000004", "1.0000000000000000000000000001", "01", "+1", ".5", "1.", "1e",
+                     "1e99999999999999999999", "-1e99999999999999999999", "1e-99999999999999999999",
+                     "0e99999999999999999999999", "1" + "0" * 5000, "1." + "0" * 5000 + "1",
                      "-", "0x10", "NaN", "Infinity", "-Infinity", "true", "false", "null", "4.0", "3e0"]),
     st.decimals(min_value=-10**8, max_value=10**8, allow_nan=False, allow_infinity=False, places=3).map(str),
     st.integers(-10**20, 10**20).map(str),
