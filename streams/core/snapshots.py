@@ -1,0 +1,192 @@
+"""Population snapshots at event-time boundaries: relative cut-offs as a function of the log.
+
+The global population view (quantile cut-offs of relative policies) used to be
+whatever figures had last arrived over the network, so the same log gave other
+segment changes at another speed. Here every decision uses a *versioned*
+snapshot, and which version, and what it holds, follow from the log alone:
+
+- Boundaries every ``period_ms`` of event time (``snapshot_boundary``: UTC days
+  by default, CLV_POPULATION_PERIOD).
+- A partition's contribution *as of boundary B* is its aggregate at the moment
+  its stream time (highest event time applied on it) first passes B: just
+  before the first record with event time >= B is processed. One record that
+  jumps over several boundaries gives them all that contribution (one ``Cut``
+  covering ``first``..``last``). That is a function of the partition's log.
+- Version B of the global view is the merge of every partition's contribution
+  as of B; it is *complete* once every partition has cut B.
+- A record on partition p is decided with version ``snapshot_boundary(stream
+  time of p)``, its own partition's stream time including the record (so
+  events, late events and the reviews they trigger all use it). If that
+  version is not complete (another partition lags in event time), the record
+  waits in a per-partition buffer (Kafka Streams style), with every later
+  record of p behind it, until it is.
+
+Nothing here knows the number of workers, publish timing or speed: a replay,
+one worker or two, fast or slow, meets the same versions with the same
+content. ``VersionedPopulation`` keeps the cuts a worker has seen (its own and
+the ones read from the population topic) and merges versions on demand, once
+per version (the hot path only looks a version up).
+"""
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import msgpack
+
+from .aggregation import PopulationAggregate, PopulationSnapshot
+from .distribution import DEFAULT_RELATIVE_ACCURACY
+from .events import DAY_MS
+from .validation import format_time_ms
+
+DEFAULT_PERIOD_MS = DAY_MS
+CUT_FORMAT = 2  # first item of a cut record (1 is the latest-figures record of aggregation.encode_published)
+_VIEW_CACHE = 8  # merged versions kept per worker (a partition moves to a new one once per period)
+
+
+def snapshot_boundary(t_ms: int, period_ms: int = DEFAULT_PERIOD_MS) -> int:
+    """The boundary at or before event time ``t_ms`` (epoch-aligned multiples of the period)."""
+    return t_ms - t_ms % period_ms
+
+
+def boundaries_passed(old_ms: Optional[int], new_ms: int,
+                      period_ms: int = DEFAULT_PERIOD_MS) -> Optional[Tuple[Optional[int], int]]:
+    """The boundaries a stream time passes moving from ``old_ms`` to ``new_ms``, as (first, last);
+    first None: every boundary up to last (the partition's first record). None: no boundary passed."""
+    last = snapshot_boundary(new_ms, period_ms)
+    if old_ms is None:
+        return None, last
+    if last <= old_ms:
+        return None
+    return snapshot_boundary(old_ms, period_ms) + period_ms, last
+
+
+def version_name(boundary_ms: int) -> str:
+    """What a segment change carries as ``population_version``: the boundary, as an event time."""
+    return format_time_ms(boundary_ms)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Partition ``partition``'s figures as of every boundary from ``first`` (None: all before) to ``last``."""
+
+    partition: int
+    first: Optional[int]
+    last: int
+    aggregate: PopulationAggregate
+
+    def covers(self, boundary: int) -> bool:
+        return boundary <= self.last and (self.first is None or self.first <= boundary)
+
+
+def cut_snapshot(aggregate: PopulationAggregate, partition: int, old_stream_ms: Optional[int], event_time_ms: int,
+                 period_ms: int = DEFAULT_PERIOD_MS) -> Optional[Cut]:
+    """The step a processor runs before each record: when the record's event time moves the
+    partition's stream time past one or more boundaries, the partition's figures *before* the
+    record are its contribution as of those boundaries (a copy: the aggregate keeps changing)."""
+    if old_stream_ms is not None and event_time_ms <= old_stream_ms:
+        return None
+    passed = boundaries_passed(old_stream_ms, event_time_ms, period_ms)
+    if passed is None:
+        return None
+    return Cut(partition, passed[0], passed[1], PopulationAggregate.from_list(aggregate.to_list()))
+
+
+def cut_key(cut: Cut) -> bytes:
+    """Topic key: one record per partition and last boundary (compaction keeps each)."""
+    return f"{cut.partition}@{cut.last}".encode()
+
+
+def encode_cut(cut: Cut, policy: str, policy_version: str, period_ms: int) -> bytes:
+    return msgpack.packb([CUT_FORMAT, cut.partition, policy, policy_version, period_ms, cut.first, cut.last,
+                          cut.aggregate.to_list()], use_bin_type=True)
+
+
+@dataclass(frozen=True)
+class PublishedCut:
+    policy: str
+    policy_version: str
+    period_ms: int
+    cut: Cut
+
+
+def decode_cut(row: list) -> PublishedCut:
+    """From an unpacked cut record (``row[0] == CUT_FORMAT``)."""
+    _, partition, policy, policy_version, period_ms, first, last, aggregate = row
+    return PublishedCut(policy, policy_version, int(period_ms),
+                        Cut(int(partition), first, int(last), PopulationAggregate.from_list(aggregate)))
+
+
+class VersionedPopulation:
+    """Every partition's cuts seen so far, and the complete global versions merged from them."""
+
+    def __init__(self, partitions: int, period_ms: int = DEFAULT_PERIOD_MS,
+                 relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY):
+        if partitions < 1 or period_ms < 1:
+            raise ValueError("partitions and period must be positive")
+        self.partitions, self.period_ms, self.relative_accuracy = partitions, period_ms, relative_accuracy
+        self._cuts: Dict[int, List[Cut]] = {}  # partition -> cuts sorted by last boundary
+        self._views: Dict[int, PopulationSnapshot] = {}  # boundary -> merged version (a small cache)
+        self._complete: Optional[int] = None  # every version up to this one is complete
+
+    def add(self, cut: Cut) -> None:
+        """Take a cut (own or read from the topic); the same (partition, last) again replaces it."""
+        if not 0 <= cut.partition < self.partitions:
+            return  # a partition this deployment does not have (e.g. from before a repartition)
+        cuts = self._cuts.setdefault(cut.partition, [])
+        lasts = [c.last for c in cuts]
+        i = bisect_left(lasts, cut.last)
+        if i < len(cuts) and cuts[i].last == cut.last:
+            if cuts[i] == cut:
+                return
+            cuts[i] = cut
+            self._views = {b: v for b, v in self._views.items() if not cut.covers(b)}
+        else:
+            cuts.insert(i, cut)
+        complete = None if len(self._cuts) < self.partitions else min(c[-1].last for c in self._cuts.values())
+        if complete is not None and complete != self._complete:
+            # every partition decides with the version of its own last cut or a later one: older cuts are done
+            self.forget_before(complete)
+        self._complete = complete
+
+    def passed(self, partition: int) -> Optional[int]:
+        """The last boundary this partition has cut (None: none seen)."""
+        cuts = self._cuts.get(partition)
+        return cuts[-1].last if cuts else None
+
+    @property
+    def complete_through(self) -> Optional[int]:
+        """Every version up to this boundary is complete (None: some partition has cut nothing yet)."""
+        return self._complete
+
+    def is_complete(self, boundary: int) -> bool:
+        return self._complete is not None and boundary <= self._complete
+
+    def view(self, boundary: int) -> Optional[PopulationSnapshot]:
+        """Version ``boundary`` of the global view, or None while it is not complete."""
+        if not self.is_complete(boundary):
+            return None
+        view = self._views.get(boundary)
+        if view is None:
+            merged = PopulationAggregate(self.relative_accuracy)
+            for p in range(self.partitions):
+                cuts = self._cuts[p]
+                i = bisect_left([c.last for c in cuts], boundary)
+                merged.merge(cuts[i].aggregate)  # the cut covering the boundary (cuts are contiguous)
+            view = PopulationSnapshot(merged, range(self.partitions), version=version_name(boundary))
+            if len(self._views) >= _VIEW_CACHE:
+                del self._views[min(self._views)]
+            self._views[boundary] = view
+        return view
+
+    def forget_before(self, boundary: int) -> None:
+        """Drop what no decision at or after ``boundary`` can need (keeps each partition's covering cut)."""
+        for p, cuts in self._cuts.items():
+            i = bisect_left([c.last for c in cuts], boundary)
+            if i:
+                del cuts[:i]
+        self._views = {b: v for b, v in self._views.items() if b >= boundary}
+
+    def cuts(self, partition: int) -> Iterable[Cut]:
+        return tuple(self._cuts.get(partition, ()))
