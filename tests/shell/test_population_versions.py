@@ -187,7 +187,9 @@ def test_boundaries_and_cuts_are_pure_functions_of_event_time():
     assert version_name(8 * day) == "1970-01-09T00:00:00.000Z"
 
     versions = VersionedPopulation(2, day)
-    versions.add(cut)
+    versions.add(cut)  # partition 2 is not one of these 2 partitions: ignored
+    assert versions.passed(2) is None
+    versions.add(cut_snapshot(agg, 1, 5 * day + 1, 8 * day))
     assert versions.view(6 * day) is None  # partition 0 has cut nothing
     versions.add(cut_snapshot(agg, 0, None, 7 * day + 5))
     assert versions.complete_through == 7 * day
