@@ -135,9 +135,9 @@ class Pipeline:
 
     # -- records -----------------------------------------------------------
     def handle(self, record: Record, load: Callable[[bytes], Optional[bytes]]) -> Result:
-        if self.versions is None:
-            return self._handle(record, load)
         tick = record.key == POPULATION_TICK and self.source_codes.get(record.topic) == "r"
+        if self.versions is None:
+            return Result(TICK) if tick else self._handle(record, load)
         if not tick and record.partition not in self.waiting:  # the common case: nothing waits before it
             result = self._handle(record, load)
             if result is None:
@@ -151,6 +151,26 @@ class Pipeline:
             result = done.pop()[1]
         else:
             result = Result(TICK if tick else DEFERRED)
+        return self._with_cuts(self._merged(result, done))
+
+    def settle(self, load: Callable[[bytes], Optional[bytes]]) -> Result:
+        """For a process that owns every partition (a batch rebuild, a test's expected pipeline): process
+        every waiting record whose version is complete, until none is (what the worker's ticks do). The
+        records still waiting then need a later record of a lagging partition."""
+        done: List[Tuple[Record, Result]] = []
+        written: Dict[bytes, bytes] = {}
+        while True:
+            ready = self.releasable()
+            if not ready:
+                return self._with_cuts(self._merged(Result(TICK), done))
+            for p in ready:
+                for record, result in self.drain(p, lambda key: written[key] if key in written else load(key)):
+                    written.update(result.writes)
+                    done.append((record, result))
+
+    @staticmethod
+    def _merged(result: Result, done: List[Tuple[Record, Result]]) -> Result:
+        """``result`` carrying the writes and outputs of the released records ``done`` (theirs first)."""
         if done:
             writes, outputs = {}, []
             for _, r in done:
@@ -158,7 +178,7 @@ class Pipeline:
                 outputs.extend(r.outputs)
             writes.update(result.writes)
             result.writes, result.outputs, result.released = writes, outputs + result.outputs, done
-        return self._with_cuts(result)
+        return result
 
     def _with_cuts(self, result: Result) -> Result:
         if self._cuts_out:

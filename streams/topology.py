@@ -23,7 +23,7 @@ from .metrics import MODEL_INFO, PROCESSING_SECONDS, observe, set_population_sou
 from .models.params import ModelParameters
 from .core.aggregation import summary_dict
 from .ops.security import aiokafka_config, faust_credentials
-from .pipeline import DEAD_LETTER, REKEY, SEGMENT_CHANGES, Pipeline, Record
+from .pipeline import DEAD_LETTER, DEFERRED, POPULATION, POPULATION_TICK, REKEY, SEGMENT_CHANGES, TICK, Pipeline, Record
 from .settings import Settings
 from .views import Population, SummarySource, register_views
 
@@ -83,7 +83,8 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     codes = source_codes(settings)
     inputs = tuple(codes)
     pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), codes, replay=settings.replay,
-                        clock=_wall_clock_iso, population_config=settings.population_config())
+                        clock=_wall_clock_iso, population_config=settings.population_config(),
+                        partitions=settings.partitions)
     source = _raw_topic(app, settings, *inputs)
     outputs = {SEGMENT_CHANGES: _raw_topic(app, settings, settings.topic_segment_changes),
                DEAD_LETTER: _raw_topic(app, settings, settings.topic_dead_letter),
@@ -120,6 +121,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             except Exception as exc:  # a bug must not stop the partition: park the record, loudly
                 app.log.exception("processing failed at %s[%s]@%s", m.topic, m.partition, m.offset)
                 result = pipeline.failed(record, exc)
+            waiting.hold(m, result)
             sent = [await outputs[role].send(key=key, value=value) for role, key, value in result.outputs]
             if sent and result.writes:
                 # Outputs reach the broker before the state that records their cause: the state holds the
@@ -133,7 +135,9 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             for key, value in result.writes.items():
                 table[key] = value
             PROCESSING_SECONDS.observe(time.perf_counter() - started)
-            observe(result)
+            for done in result.processed():
+                observe(done)
+            await waiting.release(result)
 
     parameters_topic = app.topic(settings.topic_model_parameters, partitions=1, compacting=True,
                                  key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
@@ -154,10 +158,13 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
 
     population_topic = app.topic(population_topic_name(settings), partitions=1, compacting=True,
                                  key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    outputs[POPULATION] = population_topic  # versioned cuts, sent with the outputs of the record that made them
+    waiting = WaitingRecords(app, pipeline, outputs[REKEY])
 
     @app.on_partitions_revoked.connect
     async def _on_revoked(sender, revoked, **kwargs):  # noqa: ANN001 - Faust signal signature
         pipeline.forget_partitions({tp.partition for tp in revoked if tp.topic in inputs})
+        waiting.forget({tp.partition for tp in revoked if tp.topic in inputs})
 
     @app.timer(interval=settings.population_publish_interval_s)
     async def publish_population():
@@ -176,6 +183,8 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
                 blobs = [msg.value for msgs in batch.values() for msg in msgs]
                 if blobs and pipeline.receive_population(blobs):
                     app.log.error("skipped unreadable population figures on %s", population_topic_name(settings))
+                if blobs:
+                    await waiting.tick()  # another worker's cut may complete the version a partition waits for
         finally:
             await consumer.stop()
 
@@ -198,6 +207,46 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         set_population_source(lambda: topology.local_population() if topology.local_population else None)
 
     return topology
+
+
+class WaitingRecords:
+    """The shell's side of records waiting for a complete population version (``Pipeline.waiting``).
+
+    A waiting record is not acknowledged (one more reference on its message), so its offset and the
+    ones after it are not committed: after a crash or a rebalance it is read again. Once processed
+    (``Result.released``) it is acknowledged. A waiting partition goes on at its next record, or at
+    a tick record sent to its partition of the rekey topic when ``Pipeline.releasable`` names it.
+    """
+
+    def __init__(self, app: faust.App, pipeline: Pipeline, rekey_topic):
+        self.app, self.pipeline, self.rekey_topic = app, pipeline, rekey_topic
+        self.messages: dict = {}  # (topic, partition, offset) -> the Faust message not acknowledged yet
+        self.ticking: set = set()  # partitions with a tick on its way
+
+    def hold(self, message, result) -> None:
+        if result.outcome == DEFERRED:
+            message.incref()
+            self.messages[(message.topic, message.partition, message.offset)] = message
+        elif result.outcome == TICK:
+            self.ticking.discard(message.partition)
+
+    async def release(self, result) -> None:
+        for record, _ in result.released:
+            message = self.messages.pop((record.topic, record.partition, record.offset), None)
+            if message is not None:
+                message.ack(self.app.consumer)
+        await self.tick()
+
+    async def tick(self) -> None:
+        for partition in self.pipeline.releasable():
+            if partition not in self.ticking:
+                self.ticking.add(partition)
+                await self.rekey_topic.send(key=POPULATION_TICK, value=b"", partition=partition)
+
+    def forget(self, partitions) -> None:
+        """Revoked: their messages are not ours to acknowledge any more (the next owner reads them again)."""
+        self.messages = {k: m for k, m in self.messages.items() if k[1] not in partitions}
+        self.ticking -= set(partitions)
 
 
 def use_population(topology: Topology, local: Optional[SummarySource], merged: Optional[SummarySource]) -> None:
