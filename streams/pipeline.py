@@ -214,6 +214,17 @@ class Pipeline:
                 out.append(p)
         return out
 
+    def lagging(self) -> List[int]:
+        """The partitions the waiting records wait for (what the shell's idle timeout declares idle)."""
+        if self.versions is None:
+            return []
+        out: Set[int] = set()
+        for p in self.waiting:
+            t = self.stream_time.get(p)
+            if t is not None:
+                out.update(self.versions.lagging(snapshot_boundary(t, self.population_period_ms)))
+        return sorted(out)
+
     def _version_for(self, partition: int, event_time_ms: int) -> Tuple[bool, Optional[PopulationView]]:
         """Cut the partition's figures if this event time passes a boundary; (ready, view to decide with)."""
         old = self.stream_time.get(partition)

@@ -159,7 +159,13 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     population_topic = app.topic(population_topic_name(settings), partitions=1, compacting=True,
                                  key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     outputs[POPULATION] = population_topic  # versioned cuts, sent with the outputs of the record that made them
-    waiting = WaitingRecords(app, pipeline, outputs[REKEY])
+    waiting = WaitingRecords(app, pipeline, outputs[REKEY],
+                             getattr(settings, "population_idle_timeout_s", POPULATION_IDLE_TIMEOUT_S))
+
+    @app.timer(interval=1.0)
+    async def declare_idle_partitions():
+        """Wall clock, on purpose: only here may a lagging partition stop holding the others back."""
+        await waiting.expire(time.monotonic())
 
     @app.on_partitions_revoked.connect
     async def _on_revoked(sender, revoked, **kwargs):  # noqa: ANN001 - Faust signal signature
@@ -209,6 +215,9 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     return topology
 
 
+POPULATION_IDLE_TIMEOUT_S = 60.0  # wall-clock wait before lagging partitions are declared idle
+
+
 class WaitingRecords:
     """The shell's side of records waiting for a complete population version (``Pipeline.waiting``).
 
@@ -218,15 +227,18 @@ class WaitingRecords:
     a tick record sent to its partition of the rekey topic when ``Pipeline.releasable`` names it.
     """
 
-    def __init__(self, app: faust.App, pipeline: Pipeline, rekey_topic):
+    def __init__(self, app: faust.App, pipeline: Pipeline, rekey_topic, idle_timeout_s: float):
         self.app, self.pipeline, self.rekey_topic = app, pipeline, rekey_topic
+        self.idle_timeout_s = idle_timeout_s
         self.messages: dict = {}  # (topic, partition, offset) -> the Faust message not acknowledged yet
         self.ticking: set = set()  # partitions with a tick on its way
+        self.since: dict = {}  # waiting partition -> monotonic time its first waiting record last moved
 
     def hold(self, message, result) -> None:
         if result.outcome == DEFERRED:
             message.incref()
             self.messages[(message.topic, message.partition, message.offset)] = message
+            self.since.setdefault(message.partition, time.monotonic())
         elif result.outcome == TICK:
             self.ticking.discard(message.partition)
 
@@ -235,6 +247,21 @@ class WaitingRecords:
             message = self.messages.pop((record.topic, record.partition, record.offset), None)
             if message is not None:
                 message.ack(self.app.consumer)
+            self.since[record.partition] = time.monotonic()
+        self.since = {p: t for p, t in self.since.items() if p in self.pipeline.waiting}
+        await self.tick()
+
+    async def expire(self, now: float) -> None:
+        """Records waited longer than the idle timeout: declare the partitions they wait for idle
+        (decisions then name ``~partial`` versions: determinism is given up here, and only here)."""
+        if not any(now - t > self.idle_timeout_s for t in self.since.values()):
+            return
+        lagging = self.pipeline.lagging()
+        if lagging and self.pipeline.versions is not None:
+            self.app.log.warning("population partitions %s idle for %.0f s: relative decisions use partial "
+                                 "versions until they move", lagging, self.idle_timeout_s)
+            self.pipeline.versions.declare_idle(lagging)
+            self.since = dict.fromkeys(self.since, now)
         await self.tick()
 
     async def tick(self) -> None:
@@ -247,6 +274,7 @@ class WaitingRecords:
         """Revoked: their messages are not ours to acknowledge any more (the next owner reads them again)."""
         self.messages = {k: m for k, m in self.messages.items() if k[1] not in partitions}
         self.ticking -= set(partitions)
+        self.since = {p: t for p, t in self.since.items() if p not in partitions}
 
 
 def use_population(topology: Topology, local: Optional[SummarySource], merged: Optional[SummarySource]) -> None:

@@ -26,12 +26,21 @@ one worker or two, fast or slow, meets the same versions with the same
 content. ``VersionedPopulation`` keeps the cuts a worker has seen (its own and
 the ones read from the population topic) and merges versions on demand, once
 per version (the hot path only looks a version up).
+
+Idle partitions: a partition that gets no records (empty, or its producers
+stopped) would hold every version back forever. Only the shell can tell idle
+from slow, by the wall clock, so this is where determinism is given up, and
+only then: when a record has waited longer than the worker's idle timeout, the
+partitions its version waits for are *declared idle* (``declare_idle``) and
+count as complete with their latest cut (or nothing). Versions merged with an
+idle partition's stale figures are named ``<boundary>~partial`` so the changes
+decided with them say so. A partition leaves the idle set with its next cut.
 """
 from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 import msgpack
 
@@ -43,6 +52,7 @@ from .validation import format_time_ms
 DEFAULT_PERIOD_MS = DAY_MS
 CUT_FORMAT = 2  # first item of a cut record (1 is the latest-figures record of aggregation.encode_published)
 _VIEW_CACHE = 8  # merged versions kept per worker (a partition moves to a new one once per period)
+PARTIAL = "~partial"  # suffix of a version merged with an idle partition's stale figures
 
 
 def snapshot_boundary(t_ms: int, period_ms: int = DEFAULT_PERIOD_MS) -> int:
@@ -62,9 +72,10 @@ def boundaries_passed(old_ms: Optional[int], new_ms: int,
     return snapshot_boundary(old_ms, period_ms) + period_ms, last
 
 
-def version_name(boundary_ms: int) -> str:
-    """What a segment change carries as ``population_version``: the boundary, as an event time."""
-    return format_time_ms(boundary_ms)
+def version_name(boundary_ms: int, partial: bool = False) -> str:
+    """What a segment change carries as ``population_version``: the boundary, as an event time
+    (``~partial`` when idle partitions were merged with stale figures: not reproducible)."""
+    return format_time_ms(boundary_ms) + (PARTIAL if partial else "")
 
 
 @dataclass(frozen=True)
@@ -127,8 +138,9 @@ class VersionedPopulation:
             raise ValueError("partitions and period must be positive")
         self.partitions, self.period_ms, self.relative_accuracy = partitions, period_ms, relative_accuracy
         self._cuts: Dict[int, List[Cut]] = {}  # partition -> cuts sorted by last boundary
-        self._views: Dict[int, PopulationSnapshot] = {}  # boundary -> merged version (a small cache)
+        self._views: Dict[Tuple[int, FrozenSet[int]], PopulationSnapshot] = {}  # (boundary, stale ones) -> view
         self._complete: Optional[int] = None  # every version up to this one is complete
+        self.idle: Set[int] = set()  # partitions declared idle by the shell (see the module doc)
 
     def add(self, cut: Cut) -> None:
         """Take a cut (own or read from the topic); the same (partition, last) again replaces it."""
@@ -141,13 +153,38 @@ class VersionedPopulation:
             if cuts[i] == cut:
                 return
             cuts[i] = cut
-            self._views = {b: v for b, v in self._views.items() if not cut.covers(b)}
+            self._views = {k: v for k, v in self._views.items() if not cut.covers(k[0])}
         else:
             cuts.insert(i, cut)
-        complete = None if len(self._cuts) < self.partitions else min(c[-1].last for c in self._cuts.values())
-        if complete is not None and complete != self._complete:
+        if cut.partition in self.idle and i == len(cuts) - 1:
+            self.idle.discard(cut.partition)  # it moves again
+            self._views = {k: v for k, v in self._views.items() if cut.partition not in k[1]}
+        self._recount()
+
+    def declare_idle(self, partitions: Iterable[int]) -> None:
+        """Let versions complete without these partitions' next cuts (the shell's idle timeout)."""
+        new = {p for p in partitions if 0 <= p < self.partitions} - self.idle
+        if new:
+            self.idle |= new
+            self._recount()
+
+    def lagging(self, boundary: int) -> List[int]:
+        """The partitions version ``boundary`` still waits for."""
+        return [p for p in range(self.partitions)
+                if p not in self.idle and (self.passed(p) is None or self.passed(p) < boundary)]
+
+    def _recount(self) -> None:
+        active = [p for p in range(self.partitions) if p not in self.idle]
+        if any(p not in self._cuts for p in active):
+            self._complete = None
+            return
+        complete = min((self._cuts[p][-1].last for p in active), default=None)
+        if complete is None:  # every partition idle: nothing decides a version
+            self._complete = None
+            return
+        if complete != self._complete:
             # every partition decides with the version of its own last cut or a later one: older cuts are done
-            self.forget_before(complete)
+            self.forget_before(min(c[-1].last for c in self._cuts.values()))
         self._complete = complete
 
     def passed(self, partition: int) -> Optional[int]:
@@ -167,26 +204,30 @@ class VersionedPopulation:
         """Version ``boundary`` of the global view, or None while it is not complete."""
         if not self.is_complete(boundary):
             return None
-        view = self._views.get(boundary)
+        stale = frozenset(p for p in self.idle if self.passed(p) is None or self.passed(p) < boundary)
+        key = (boundary, stale)
+        view = self._views.get(key)
         if view is None:
             merged = PopulationAggregate(self.relative_accuracy)
             for p in range(self.partitions):
-                cuts = self._cuts[p]
-                i = bisect_left([c.last for c in cuts], boundary)
+                cuts = self._cuts.get(p)
+                if not cuts:
+                    continue  # idle and never seen: no customers
+                i = min(bisect_left([c.last for c in cuts], boundary), len(cuts) - 1)
                 merged.merge(cuts[i].aggregate)  # the cut covering the boundary (cuts are contiguous)
-            view = PopulationSnapshot(merged, range(self.partitions), version=version_name(boundary))
+            view = PopulationSnapshot(merged, range(self.partitions), version=version_name(boundary, bool(stale)))
             if len(self._views) >= _VIEW_CACHE:
                 del self._views[min(self._views)]
-            self._views[boundary] = view
+            self._views[key] = view
         return view
 
     def forget_before(self, boundary: int) -> None:
         """Drop what no decision at or after ``boundary`` can need (keeps each partition's covering cut)."""
         for p, cuts in self._cuts.items():
-            i = bisect_left([c.last for c in cuts], boundary)
-            if i:
+            i = min(bisect_left([c.last for c in cuts], boundary), len(cuts) - 1)
+            if i > 0:
                 del cuts[:i]
-        self._views = {b: v for b, v in self._views.items() if b >= boundary}
+        self._views = {k: v for k, v in self._views.items() if k[0] >= boundary}
 
     def cuts(self, partition: int) -> Iterable[Cut]:
         return tuple(self._cuts.get(partition, ()))

@@ -194,3 +194,21 @@ def test_boundaries_and_cuts_are_pure_functions_of_event_time():
     versions.add(cut_snapshot(agg, 0, None, 7 * day + 5))
     assert versions.complete_through == 7 * day
     assert versions.view(7 * day).version == version_name(7 * day) and versions.view(8 * day) is None
+
+
+def test_an_idle_partition_declared_by_the_shell_lets_the_others_go_on_with_partial_versions(events):
+    settings = settings_for("rfm")
+    records = [r for r in log_of(settings, events) if r.partition != 3]  # partition 3 gets nothing
+    run = Run(settings, [range(4)]).feed_all(records)
+    pipeline = run.pipelines[0]
+    assert run.settle().changes == [] and pipeline.lagging() == [3]
+    pipeline.versions.declare_idle(pipeline.lagging())
+    assert pipeline.lagging() == [] and sorted(pipeline.releasable()) == [0, 1, 2]
+    run.settle()
+    assert run.waiting() == [] and run.changes
+    relative = [json.loads(c)["population_version"] for c in run.changes if b"population_version" in c]
+    assert relative and all(v.endswith("T00:00:00.000Z~partial") for v in relative)
+    # partition 3 moves again: it leaves the idle set, and versions wait for it again
+    first = next(r for r in log_of(settings, events) if r.partition == 3)
+    run.handle(replace(first, offset=0))
+    assert pipeline.versions.idle == set() and pipeline.versions.passed(3) is not None
