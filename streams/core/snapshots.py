@@ -52,6 +52,7 @@ from .validation import format_time_ms
 DEFAULT_PERIOD_MS = DAY_MS
 CUT_FORMAT = 2  # first item of a cut record (1 is the latest-figures record of aggregation.encode_published)
 _VIEW_CACHE = 8  # merged versions kept per worker (a partition moves to a new one once per period)
+_NONE_STALE: FrozenSet[int] = frozenset()
 PARTIAL = "~partial"  # suffix of a version merged with an idle partition's stale figures
 
 
@@ -204,7 +205,8 @@ class VersionedPopulation:
         """Version ``boundary`` of the global view, or None while it is not complete."""
         if not self.is_complete(boundary):
             return None
-        stale = frozenset(p for p in self.idle if self.passed(p) is None or self.passed(p) < boundary)
+        stale = (frozenset(p for p in self.idle if self.passed(p) is None or self.passed(p) < boundary)
+                 if self.idle else _NONE_STALE)
         key = (boundary, stale)
         view = self._views.get(key)
         if view is None:
