@@ -212,3 +212,27 @@ def test_an_idle_partition_declared_by_the_shell_lets_the_others_go_on_with_part
     first = next(r for r in log_of(settings, events) if r.partition == 3)
     run.handle(replace(first, offset=0))
     assert pipeline.versions.idle == set() and pipeline.versions.passed(3) is not None
+
+
+def test_a_restart_reads_the_waiting_records_again_and_decides_them_the_same(events):
+    """Waiting records are not acknowledged: after a crash the worker reads each partition again from
+    its first waiting record (the committed offset), rebuilds from the table and the population topic."""
+    settings = settings_for("criteria")
+    records = log_of(settings, events)
+    reference = Run(settings, [range(4)]).feed_all(records).settle()
+    crashed = Run(settings, [range(4)])
+    before = crashed.pipelines[0]
+    for n, record in enumerate(records, 1):  # crash at the first moment past the middle with records waiting
+        crashed.handle(record)
+        if n >= len(records) // 2 and before.waiting:
+            break
+    assert before.waiting, "the crash catches records waiting"
+    resume = {p: q[0].offset for p, q in before.waiting.items()}  # committed: everything before them
+    done = {p: max((r.offset for r in records[:n] if r.partition == p), default=-1) + 1 for p in range(4)}
+    resume = {p: resume.get(p, done[p]) for p in range(4)}
+    fresh = new_pipeline(settings)
+    fresh.rebuild(lambda k: partition_for(k, settings.partitions), crashed.store.items(), range(4))
+    crashed.pipelines = [fresh]
+    crashed.deliver(crashed.cuts)  # what the population topic holds
+    crashed.feed_all([r for r in records if r.offset >= resume[r.partition]]).settle()
+    assert crashed.key() == reference.key()
