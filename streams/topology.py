@@ -22,6 +22,7 @@ from .core.prediction import ModelScorer
 from .metrics import MODEL_INFO, PROCESSING_SECONDS, observe, set_population_source, watch_worker
 from .models.params import ModelParameters
 from .core.aggregation import summary_dict
+from .core.snapshots import version_name
 from .ops.security import aiokafka_config, faust_credentials
 from .pipeline import DEAD_LETTER, DEFERRED, POPULATION, POPULATION_TICK, REKEY, SEGMENT_CHANGES, TICK, Pipeline, Record
 from .settings import Settings
@@ -299,10 +300,16 @@ async def _whole_topic_reader(settings: Settings, topic: str):
 def population_document(pipeline: Pipeline) -> dict:
     view, summary = pipeline.population, pipeline.global_summary
     owned = sorted(pipeline.aggregates)  # partitions whose figures this worker keeps and publishes
-    if view is None or summary is None:
-        return {"version": None, "partitions": [], "owned": owned, "summary": None}
-    return {"version": view.version, "partitions": list(view.partitions), "owned": owned,
-            "summary": summary_dict(summary)}
+    doc = {"version": None, "partitions": [], "owned": owned, "summary": None}
+    if view is not None and summary is not None:
+        doc.update(version=view.version, partitions=list(view.partitions), summary=summary_dict(summary))
+    versions = pipeline.versions
+    if versions is not None:  # relative decisions: which version is complete, who waits, who is idle
+        done = versions.complete_through
+        doc["decisions"] = {"complete_through": None if done is None else version_name(done),
+                            "waiting_records": {p: len(q) for p, q in sorted(pipeline.waiting.items())},
+                            "lagging_partitions": pipeline.lagging(), "idle_partitions": sorted(versions.idle)}
+    return doc
 
 
 def use_parameters(pipeline: Pipeline, blob: bytes, settings: Settings, log) -> None:
