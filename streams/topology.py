@@ -22,8 +22,10 @@ from .core.prediction import ModelScorer
 from .metrics import MODEL_INFO, PROCESSING_SECONDS, observe, set_population_source, watch_worker
 from .models.params import ModelParameters
 from .core.aggregation import summary_dict
+from .core.snapshots import version_name
 from .ops.security import aiokafka_config, faust_credentials
-from .pipeline import DEAD_LETTER, REKEY, SEGMENT_CHANGES, Pipeline, Record
+from .pipeline import DEAD_LETTER, POPULATION, REKEY, SEGMENT_CHANGES, Pipeline, Record
+from .population_wait import POPULATION_IDLE_TIMEOUT_S, WaitingRecords
 from .settings import Settings
 from .views import Population, SummarySource, register_views
 
@@ -83,7 +85,8 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     codes = source_codes(settings)
     inputs = tuple(codes)
     pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), codes, replay=settings.replay,
-                        clock=_wall_clock_iso, population_config=settings.population_config())
+                        clock=_wall_clock_iso, population_config=settings.population_config(),
+                        partitions=settings.partitions)
     source = _raw_topic(app, settings, *inputs)
     outputs = {SEGMENT_CHANGES: _raw_topic(app, settings, settings.topic_segment_changes),
                DEAD_LETTER: _raw_topic(app, settings, settings.topic_dead_letter),
@@ -120,6 +123,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             except Exception as exc:  # a bug must not stop the partition: park the record, loudly
                 app.log.exception("processing failed at %s[%s]@%s", m.topic, m.partition, m.offset)
                 result = pipeline.failed(record, exc)
+            waiting.hold(m, result)
             sent = [await outputs[role].send(key=key, value=value) for role, key, value in result.outputs]
             if sent and result.writes:
                 # Outputs reach the broker before the state that records their cause: the state holds the
@@ -133,7 +137,9 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             for key, value in result.writes.items():
                 table[key] = value
             PROCESSING_SECONDS.observe(time.perf_counter() - started)
-            observe(result)
+            for done in result.processed():
+                observe(done)
+            await waiting.release(result)
 
     parameters_topic = app.topic(settings.topic_model_parameters, partitions=1, compacting=True,
                                  key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
@@ -154,10 +160,19 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
 
     population_topic = app.topic(population_topic_name(settings), partitions=1, compacting=True,
                                  key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    outputs[POPULATION] = population_topic  # versioned cuts, sent with the outputs of the record that made them
+    waiting = WaitingRecords(app, pipeline, outputs[REKEY],
+                             getattr(settings, "population_idle_timeout_s", POPULATION_IDLE_TIMEOUT_S))
+
+    @app.timer(interval=1.0)
+    async def declare_idle_partitions():
+        """Wall clock, on purpose: only here may a lagging partition stop holding the others back."""
+        await waiting.expire(time.monotonic())
 
     @app.on_partitions_revoked.connect
     async def _on_revoked(sender, revoked, **kwargs):  # noqa: ANN001 - Faust signal signature
         pipeline.forget_partitions({tp.partition for tp in revoked if tp.topic in inputs})
+        waiting.forget({tp.partition for tp in revoked if tp.topic in inputs})
 
     @app.timer(interval=settings.population_publish_interval_s)
     async def publish_population():
@@ -176,6 +191,8 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
                 blobs = [msg.value for msgs in batch.values() for msg in msgs]
                 if blobs and pipeline.receive_population(blobs):
                     app.log.error("skipped unreadable population figures on %s", population_topic_name(settings))
+                if blobs:
+                    await waiting.tick()  # another worker's cut may complete the version a partition waits for
         finally:
             await consumer.stop()
 
@@ -222,10 +239,16 @@ async def _whole_topic_reader(settings: Settings, topic: str):
 def population_document(pipeline: Pipeline) -> dict:
     view, summary = pipeline.population, pipeline.global_summary
     owned = sorted(pipeline.aggregates)  # partitions whose figures this worker keeps and publishes
-    if view is None or summary is None:
-        return {"version": None, "partitions": [], "owned": owned, "summary": None}
-    return {"version": view.version, "partitions": list(view.partitions), "owned": owned,
-            "summary": summary_dict(summary)}
+    doc = {"version": None, "partitions": [], "owned": owned, "summary": None}
+    if view is not None and summary is not None:
+        doc.update(version=view.version, partitions=list(view.partitions), summary=summary_dict(summary))
+    versions = pipeline.versions
+    if versions is not None:  # relative decisions: which version is complete, who waits, who is idle
+        done = versions.complete_through
+        doc["decisions"] = {"complete_through": None if done is None else version_name(done),
+                            "waiting_records": {p: len(q) for p, q in sorted(pipeline.waiting.items())},
+                            "lagging_partitions": pipeline.lagging(), "idle_partitions": sorted(versions.idle)}
+    return doc
 
 
 def use_parameters(pipeline: Pipeline, blob: bytes, settings: Settings, log) -> None:

@@ -272,13 +272,16 @@ def decode_published(blob: bytes) -> Published:
 
 # -- the global view ---------------------------------------------------------------
 class PopulationSnapshot:
-    """A ``PopulationView`` over merged partitions; ``version`` is a hash of the content."""
+    """A ``PopulationView`` over merged partitions; ``version`` is given (an event-time boundary,
+    see ``snapshots``) or a hash of the content."""
 
-    def __init__(self, aggregate: PopulationAggregate, partitions: Iterable[int]):
+    def __init__(self, aggregate: PopulationAggregate, partitions: Iterable[int], version: Optional[str] = None):
         self.aggregate = aggregate
         self.partitions = tuple(sorted(partitions))
-        content = msgpack.packb([list(self.partitions), aggregate.to_list()], use_bin_type=True)
-        self.version = hashlib.blake2b(content, digest_size=8).hexdigest()
+        if version is None:
+            content = msgpack.packb([list(self.partitions), aggregate.to_list()], use_bin_type=True)
+            version = hashlib.blake2b(content, digest_size=8).hexdigest()
+        self.version = version
 
     def size(self, metric: str) -> int:
         h = self.aggregate.metrics.get(metric)

@@ -24,7 +24,7 @@ from kafka.admin import OffsetSpec
 from kafka.structs import OffsetAndMetadata
 
 from ..kafka.admin import describe_topics, ensure_topics
-from ..topology import rekey_topic_name, source_codes
+from ..topology import population_topic_name, rekey_topic_name, source_codes
 from .clients import admin, client_config
 from .topics import topic_specs
 
@@ -38,10 +38,12 @@ def input_topics(settings) -> List[str]:
 
 
 def derived_topics(settings) -> List[str]:
-    """Topics a rebuild deletes and recreates: table changelogs and the rekey topic, both
-    rewritten from the inputs (the redrive topic is an ops action, kept and replayed)."""
+    """Topics a rebuild deletes and recreates: table changelogs, the rekey topic and the population
+    figures, all rewritten from the inputs (the redrive topic is an ops action, kept and replayed).
+    Population cuts of the previous run would otherwise complete versions before the replay cuts
+    them, with figures of the old logic."""
     names = [s.name for s in topic_specs(settings) if s.name.endswith("-changelog")]
-    return names + [rekey_topic_name(settings)]
+    return names + [rekey_topic_name(settings), population_topic_name(settings)]
 
 
 def parse_timestamp(text: str) -> int:

@@ -141,7 +141,7 @@ class Expected:
     def __init__(self, settings: Settings, single_topic: bool = True):
         self.settings, self.topics = settings, input_topics(settings, single_topic)
         self.pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), source_codes(settings),
-                                 population_config=settings.population_config())
+                                 population_config=settings.population_config(), partitions=settings.partitions)
         self.store: Dict[bytes, bytes] = {}
         self.changes: List[dict] = []
         self.dead: List[str] = []
@@ -153,14 +153,19 @@ class Expected:
             topic, key = self.topics[ev.topic_role], ev.key.encode()
             p = partition_for(key, self.settings.partitions)
             offset = self._offsets[(topic, p)] = self._offsets.get((topic, p), -1) + 1
-            result = self.pipeline.handle(Record(topic, p, offset, key, encode_value(ev.value), ev.event_time_ms),
-                                          self.store.get)
-            self.store.update(result.writes)
-            self.changes.extend(result.changes)
-            if result.reason:
-                self.dead.append(result.reason)
-            self.outcomes[(result.event_type or "unknown", result.outcome)] += 1
+            self._count(self.pipeline.handle(Record(topic, p, offset, key, encode_value(ev.value),
+                                                    ev.event_time_ms), self.store.get))
+        # what the worker's ticks do: records waiting for a population version go on once it is complete
+        self._count(self.pipeline.settle(self.store.get))
         return self
+
+    def _count(self, result) -> None:
+        self.store.update(result.writes)
+        for done in result.processed():
+            self.changes.extend(done.changes)
+            if done.reason:
+                self.dead.append(done.reason)
+            self.outcomes[(done.event_type or "unknown", done.outcome)] += 1
 
     @property
     def states(self) -> Dict[str, object]:

@@ -1,9 +1,10 @@
 """Every segmentation policy runs live on broker traffic, and the what-if replay compares two policies.
 
 Live: a worker with CLV_POLICY_FILE set must publish exactly the segment changes of the pure pipeline
-over the same records (tests/integration/harness.Expected). The worker's population view is None here
-(no streaming population is wired in yet), so the relative policies use their fallback cut-offs, and
-the expected pipeline does the same: no change carries a population_version.
+over the same records (tests/integration/harness.Expected), relative cut-offs included: decisions use
+population versions cut at event-time boundaries (streams/core/snapshots.py), so they do not depend
+on when the worker's figures are published or how fast it runs. A second worker (another app id,
+another output topic) over the same input log must publish byte-identical changes.
 """
 from __future__ import annotations
 
@@ -31,24 +32,34 @@ POLICIES = Path(__file__).resolve().parents[2] / "deploy" / "policies"
 
 
 @pytest.mark.parametrize("kind", ["matrix", "criteria", "rfm"])
-def test_policy_runs_live_with_fallback_cut_offs(kind, kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path):
+def test_policy_runs_live_with_versioned_population_cut_offs(kind, kafka_bootstrap, broker_kind,
+                                                             unique_topic_prefix, tmp_path):
     settings = replace(make_settings(kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path / "state"),
                        policy_file=str(POLICIES / f"{kind}.yaml"))
     events = generated(seed=21, customers=80, limit=1500)
     want = Expected(settings).feed(events).changes
     policy = settings.engine_config().policy
     assert len({c["segment"] for c in want}) >= 3, "the scenario reaches several segments"
-    assert all("population_version" not in c and c["policy"] == policy.name for c in want)
-    worker = Worker(settings, tmp_path).start()
-    try:
-        send(settings, events, single_topic=True)
-        got = json_values(read_topic(settings.bootstrap, settings.topic_segment_changes,
-                                     lambda rs: len(rs) >= len(want), timeout=120, what="segment changes",
-                                     config=client_config(settings)))
-        assert sorted(map(comparable, got)) == sorted(map(comparable, want)), worker.log()[-3000:]
-        assert {c["service_level"]["delivery_days"] for c in got} >= {1 if kind != "criteria" else 2, 5}
-    finally:
-        worker.stop()
+    assert all(c["policy"] == policy.name for c in want)
+    assert sum("population_version" in c for c in want) > len(want) / 2, "relative cut-offs decide most changes"
+    runs = []
+    for run in ("a", "b"):  # the second worker reads the same input log at its own pace
+        (tmp_path / run).mkdir()
+        s = replace(settings, app_id=f"{settings.app_id}-{run}", data_dir=str(tmp_path / run / "state"),
+                    topic_segment_changes=f"{settings.topic_segment_changes}-{run}")
+        worker = Worker(s, tmp_path / run).start()
+        try:
+            if run == "a":
+                send(settings, events, single_topic=True)
+            records = read_topic(s.bootstrap, s.topic_segment_changes, lambda rs: len(rs) >= len(want),
+                                 timeout=180, what="segment changes", config=client_config(s))
+            got = json_values(records)
+            assert sorted(map(comparable, got)) == sorted(map(comparable, want)), worker.log()[-3000:]
+            assert {c["service_level"]["delivery_days"] for c in got} >= {1 if kind != "criteria" else 2, 5}
+            runs.append(sorted(r.value for r in records))
+        finally:
+            worker.stop()
+    assert runs[0] == runs[1], "two runs over the same log publish byte-identical changes"
 
 
 def as_records(settings, events):

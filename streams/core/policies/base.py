@@ -86,3 +86,9 @@ def relative_view(population: Optional[PopulationView], metric: str, min_populat
 def earliest_after(times: Iterable[Optional[int]], after_ms: int) -> Optional[int]:
     later = [t for t in times if t is not None and t > after_ms]
     return min(later) if later else None
+
+
+def is_relative(policy: Policy) -> bool:
+    """Whether the policy's verdicts can depend on the population view (then decisions wait for
+    complete snapshot versions, see ``core.snapshots``). A matrix without a top share is absolute."""
+    return not (policy.kind == "matrix" and getattr(policy, "high_value_top_share", None) is None)
