@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln
 
 from .params import GammaGammaParams
 
@@ -78,6 +78,29 @@ def log_likelihood_batch(params: GammaGammaParams, x, mean_spend) -> np.ndarray:
         + (px - 1.0) * np.log(m)
         - (px + q) * np.log(v + x * m)
     )
+
+
+def log_likelihood_gradient_batch(p: float, q: float, v: float, x: np.ndarray, mean_spend: np.ndarray):
+    """Per-row log-likelihood and its partial derivatives in (p, q, v).
+
+    Returns ``(ll, d_p, d_q, d_v)``; rows must satisfy :func:`fittable_mask`.
+
+    * d/dp = x (psi(px+q) - psi(px) + log x + log m - log(v + x m))
+    * d/dq = psi(px+q) - psi(q) + log v - log(v + x m)
+    * d/dv = q/v - (px+q)/(v + x m)
+    """
+    px = p * x
+    log_m = np.log(mean_spend)
+    v_xm = v + x * mean_spend
+    log_v_xm = np.log(v_xm)
+    log_x = np.log(x)
+    psi_pxq = digamma(px + q)
+    ll = (gammaln(px + q) - gammaln(px) - math.lgamma(q) + q * math.log(v) + px * log_x
+          + (px - 1.0) * log_m - (px + q) * log_v_xm)
+    d_p = x * (psi_pxq - digamma(px) + log_x + log_m - log_v_xm)
+    d_q = psi_pxq - float(digamma(q)) + math.log(v) - log_v_xm
+    d_v = q / v - (px + q) / v_xm
+    return ll, d_p, d_q, d_v
 
 
 def conditional_expected_spend_batch(params: GammaGammaParams, x, mean_spend) -> np.ndarray:
