@@ -174,23 +174,22 @@ def _refused(reason: str, names: tuple[str, ...], n_customers: float = 0.0,
 class _Objective:
     """Mean negative log-likelihood (+ L2 penalty) of log-parameters, with its gradient.
 
-    ``row_terms(*theta)`` returns the per-row log-likelihood and one partial
-    derivative array per parameter.  Values that are not finite (a corner
-    where a special function overflows) count as +inf so the line search
-    backs off; they never raise.
+    ``likelihood.value_and_gradient(*theta)`` gives the summed log-likelihood
+    and its gradient in natural parameters.  Values that are not finite (a
+    corner where a special function overflows) count as +inf so the line
+    search backs off; they never raise.
     """
 
-    def __init__(self, row_terms, weights: np.ndarray, penalizer_coef: float):
-        self.row_terms, self.w, self.penalizer = row_terms, weights, penalizer_coef
-        self.total = float(weights.sum())
+    def __init__(self, likelihood, penalizer_coef: float):
+        self.likelihood, self.penalizer = likelihood, penalizer_coef
+        self.total = likelihood.total
 
     def __call__(self, log_theta: np.ndarray) -> tuple[float, np.ndarray]:
         theta = np.exp(log_theta)
         with np.errstate(all="ignore"):
-            ll, *partials = self.row_terms(*theta)
-            value = -float(self.w @ ll) / self.total + self.penalizer * float(theta @ theta)
-            grad = np.array([-float(self.w @ d) for d in partials]) / self.total * theta
-            grad += 2.0 * self.penalizer * theta * theta
+            ll, grad_ll = self.likelihood.value_and_gradient(*theta)
+            value = -ll / self.total + self.penalizer * float(np.sum(theta * theta))
+            grad = -grad_ll / self.total * theta + 2.0 * self.penalizer * theta * theta
         if not (math.isfinite(value) and np.all(np.isfinite(grad))):
             return math.inf, np.zeros_like(log_theta)
         return value, grad
@@ -301,8 +300,8 @@ def _verdict(names: tuple[str, ...], scaled: np.ndarray, natural: np.ndarray, co
     return None
 
 
-def _fit(names, row_terms, w, total, start, penalizer_coef, to_natural, extra_verdict=None):
-    objective = _Objective(row_terms, w, penalizer_coef)
+def _fit(names, likelihood, start, penalizer_coef, to_natural, extra_verdict=None):
+    objective = _Objective(likelihood, penalizer_coef)
     log_theta, converged, message, iterations = _maximise(objective, start)
     scaled = np.exp(log_theta)
     natural = to_natural(scaled)
@@ -351,23 +350,20 @@ def fit_bgnbd(x, t_x, T, weights=None, initial: BgNbdParams | None = None,
         return _refused("nothing to fit: no customer", names, penalizer_coef=penalizer_coef)
     if float(T.max()) <= 0:
         return _refused("nothing to fit: every history is a single day (T = 0)", names, total, penalizer_coef)
-    if float(w @ (x > 0)) == 0:
+    if not np.any(x[w > 0] > 0):
         return _refused("nothing to fit: no repeat purchase, so purchase rate and dropout cannot be told apart",
                         names, total, penalizer_coef)
     scale = 10.0 / float(T.max())
     xs, txs, Ts = x, t_x * scale, T * scale
 
-    def row_terms(r, alpha, a, b):
-        return bgnbd.log_likelihood_gradient_batch(r, alpha, a, b, xs, txs, Ts)
-
     start = np.zeros(4) if initial is None else np.log(
         [initial.r, initial.alpha * scale, initial.a, initial.b])
     natural, errors, notes, refusal, converged, message, iterations, at_bound = _fit(
-        names, row_terms, w, total, start, penalizer_coef,
+        names, bgnbd.LogLikelihood(xs, txs, Ts, w), start, penalizer_coef,
         lambda th: np.array([th[0], th[1] / scale, th[2], th[3]]))
     params = BgNbdParams(*map(float, natural))
     with np.errstate(all="ignore"):
-        ll = float(w @ bgnbd.log_likelihood_batch(params, x, t_x, T))
+        ll = float(np.sum(w * bgnbd.log_likelihood_batch(params, x, t_x, T)))
     return FitResult(params=params, standard_errors=errors, log_likelihood=ll, n_customers=total,
                      converged=converged, message=message, iterations=iterations, refusal=refusal,
                      warnings=tuple(notes), n_rows=int(x.size), penalizer_coef=penalizer_coef,
@@ -415,16 +411,13 @@ def fit_gamma_gamma(x, mean_spend, weights=None, initial: GammaGammaParams | Non
     scale = 1.0 / float(np.average(m, weights=w))
     ms = m * scale
 
-    def row_terms(p, q, v):
-        return gamma_gamma.log_likelihood_gradient_batch(p, q, v, x, ms)
-
     start = np.zeros(3) if initial is None else np.log([initial.p, initial.q, initial.v * scale])
     natural, errors, notes, refusal, converged, message, iterations, at_bound = _fit(
-        names, row_terms, w, total, start, penalizer_coef,
+        names, gamma_gamma.LogLikelihood(x, ms, w), start, penalizer_coef,
         lambda th: np.array([th[0], th[1], th[2] / scale]), extra_verdict=_finite_mean_spend)
     params = GammaGammaParams(*map(float, natural))
     with np.errstate(all="ignore"):
-        ll = float(w @ gamma_gamma.log_likelihood_batch(params, x, m))
+        ll = float(np.sum(w * gamma_gamma.log_likelihood_batch(params, x, m)))
     return FitResult(params=params, standard_errors=errors, log_likelihood=ll, n_customers=total,
                      converged=converged, message=message, iterations=iterations, refusal=refusal,
                      warnings=tuple(notes), n_rows=int(x.size), penalizer_coef=penalizer_coef,
