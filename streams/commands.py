@@ -159,7 +159,10 @@ def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print,
     if report_dir is not None:
         from .models.report import write_report
 
-        index = write_report(report_dir, fitted)
+        cal = fitted.calibration
+        index = write_report(report_dir, bgnbd_fit=fitted.bgnbd_fit, x=cal.get("x", []), t_x=cal.get("t_x", []),
+                             T=cal.get("T", []), time_unit=time_unit, holdout=fitted.holdout,
+                             tracking=fitted.tracking, summary=fitted.report(), holdout_note=fitted.holdout_note)
         out(f"report: {index}")
     if not fitted.may_publish(force):
         if publish:
