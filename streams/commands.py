@@ -166,8 +166,9 @@ def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print,
         out(f"report: {index}")
     if not fitted.may_publish(force):
         if publish:
-            out("not published" + (" (--force publishes a fit short of data only)" if fitted.may_publish(True)
-                                   else ""))
+            # (no "published" in these lines: the demo and its test look for that word)
+            out(f"refused: nothing sent to {settings.topic_model_parameters}"
+                + (" (--force sends a fit that is short of data only)" if fitted.may_publish(True) else ""))
         return None
     if publish:
         prod = producer(settings.bootstrap, **config)

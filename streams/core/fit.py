@@ -71,7 +71,7 @@ class FittedModels:
     def verdict(self) -> str:
         if self.publishable:
             return "verdict: publishable (meets " + self.requirements.describe() + ")"
-        return "verdict: refused, not published: " + "; ".join(self.refusals)
+        return "verdict: refused, workers keep their current parameters: " + "; ".join(self.refusals)
 
     def report(self) -> str:
         unit = self.parameters.time_unit if self.parameters else "units"

@@ -53,7 +53,7 @@ def test_demo_prefix_fit_is_refused_with_reasons_not_raised(demo_events, records
         assert math.isnan(bg.standard_errors[name])
         assert any(issubclass(w.category, FitWarning) and name in str(w.message) for w in caught)
     report = fitted.report()
-    assert "verdict: refused, not published" in report and "log-likelihood" in report
+    assert "verdict: refused, workers keep their current parameters" in report and "log-likelihood" in report
 
 
 def test_a_parameter_at_a_bound_has_nan_standard_error(demo_events):
