@@ -230,7 +230,7 @@ def _maximise(objective: _Objective, start: np.ndarray):
             return objective(np.clip(log_theta, *bounds))[0]
 
         coarse = minimize(value, best.x if np.isfinite(best.fun) else start, method="Nelder-Mead",
-                          options={"xatol": 1e-8, "fatol": 1e-12, "maxiter": 20000, "maxfev": 40000})
+                          options={"xatol": 1e-8, "fatol": 1e-12, "maxiter": 3000, "maxfev": 3000})
         polish = minimize(objective, np.clip(coarse.x, *bounds), jac=True, method="L-BFGS-B", bounds=box,
                           options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000})
         runs += [("nelder-mead", coarse), ("l-bfgs-b", polish)]
@@ -274,7 +274,7 @@ def _standard_errors(names: tuple[str, ...], objective: _Objective, log_theta: n
         except (np.linalg.LinAlgError, ValueError):
             notes.append("the Hessian is singular at the optimum: no standard errors")
     for note in notes:
-        warnings.warn(note, FitWarning, stacklevel=3)
+        warnings.warn(note, FitWarning, stacklevel=4)  # the caller of fit_*
     return {name: float(se) for name, se in zip(names, errors)}, notes
 
 

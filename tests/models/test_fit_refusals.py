@@ -96,3 +96,27 @@ def test_requirements_list_every_shortfall():
     reasons = req.unmet(232, 40, 7)
     assert len(reasons) == 3
     assert "232 customers" in reasons[0] and "40 days" in reasons[1] and "7 repeat buyers" in reasons[2]
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+customer = st.tuples(st.integers(0, 30), st.integers(0, 400), st.integers(0, 400), st.floats(0.01, 1e6))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(customer, min_size=0, max_size=40))
+def test_any_valid_history_gives_a_result_never_an_exception(rows):
+    x, t_x, T, spend = [], [], [], []
+    for repeats, a, b, amount in rows:
+        age, last = max(a, b), min(a, b)
+        x.append(repeats if age else 0)
+        t_x.append(last / 7 if repeats and age else 0.0)
+        T.append(age / 7)
+        spend.append(amount if repeats else 0.0)
+    for fit in (fit_bgnbd(x, t_x, T), fit_gamma_gamma(x, spend)):
+        assert fit.usable or fit.refusal
+        if fit.usable:
+            assert all(math.isfinite(v) and v > 0 for v in fit.params.to_dict().values())
+            assert all(math.isfinite(v) for v in fit.standard_errors.values())
+            assert math.isfinite(fit.log_likelihood)
