@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 
 from streams.models.fitting import fit_bgnbd, fit_gamma_gamma
 from streams.models.requirements import DataRequirements
