@@ -35,6 +35,7 @@ def wait_for_metric(port: int, needle: str, timeout: float = 30.0) -> None:
     raise AssertionError(f"{needle!r} never appeared in /metrics")
 
 
+@pytest.mark.timeout(900)  # ~3,000 customers through a worker: > 300 s at load 15 on 2 cores (measured)
 def test_worker_picks_up_parameters_and_scores_predicted_clv(kafka_bootstrap, broker_kind, unique_topic_prefix,
                                                                tmp_path):
     settings = make_settings(kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path / "state")
