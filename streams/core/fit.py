@@ -74,10 +74,11 @@ class FittedModels:
         return "verdict: refused, workers keep their current parameters: " + "; ".join(self.refusals)
 
     def report(self) -> str:
-        unit = self.parameters.time_unit if self.parameters else "units"
-        version = self.parameters.version if self.parameters else "-"
-        lines = [f"model parameters {version} (time unit: {unit}, {self.customers} customers with orders, "
-                 f"{self.repeat_buyers} repeat buyers, {self.history_days:.0f} days of history)"]
+        unit = self.parameters.time_unit if self.parameters else "weeks"
+        title = f"model parameters {self.parameters.version}" if self.parameters else "no model parameters"
+        lines = [f"{title} ({self.customers} customers with orders, {self.repeat_buyers} repeat buyers, "
+                 f"{self.history_days:.0f} days of history"
+                 + (f", time unit: {unit})" if self.parameters else ")")]
         for title, fit in (("BG/NBD", self.bgnbd_fit), ("Gamma-Gamma", self.gamma_gamma_fit)):
             lines.append(f"  {title}: log-likelihood {fit.log_likelihood:.2f}, converged {fit.converged}, "
                          f"{fit.n_customers:.0f} customers in {fit.n_rows} distinct rows"
