@@ -76,7 +76,7 @@ def test_worker_picks_up_parameters_and_scores_predicted_clv(kafka_bootstrap, br
         send(settings, recent, single_topic=True)
 
         got = json_values(read_topic(settings.bootstrap, settings.topic_segment_changes,
-                                     lambda rs: len(rs) >= len(want), timeout=90, what="segment changes"))
+                                     lambda rs: len(rs) >= len(want), timeout=300, what="segment changes"))
         assert sorted(map(comparable, got)) == sorted(map(comparable, want)), worker.log()[-2000:]
         scored = [c for c in got if c["clv"]["model"] == "bgnbd-gg:it-1"]
         assert scored and all(c["clv"]["predicted"] <= c["clv"]["potential"] + 0.01 for c in scored)
