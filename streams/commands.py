@@ -126,29 +126,49 @@ def state_changelog_topic(app_id: str) -> str:
     return f"{app_id}-{STATE_TABLE}-changelog"
 
 
-def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print, force: bool = False):
-    """Fit the models from the customer states in the changelog; optionally publish the parameters.
+def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print, force: bool = False,
+                    requirements=None, penalizer_coef: float = 0.0, report_dir=None):
+    """Fit the models from the customer states in the changelog; publish the parameters if fit to use.
 
-    A fit that did not converge (typically: too little history to see anyone drop out) is not
-    published unless forced: workers would score every customer with meaningless parameters.
+    Prints the diagnostics (log-likelihoods, parameters with standard errors, customer and
+    repeat-buyer counts, the holdout check, the verdict).  A fit that is refused (too little data
+    for ``requirements``, or a model refusing its own estimates: a parameter at a bound,
+    near-degenerate, not identified) is never published: workers would score every customer with
+    meaningless parameters.  ``force`` publishes a fit whose only shortfall is the data
+    requirements; a refused model fit is not published even then.  Returns the fit when it was
+    published (or, on a dry run, when it would be), else None.
     """
     import json
 
     from .core import codec
-    from .core.prediction import fit_from_states
+    from .core.fit import fit_from_states
     from .kafka.produce import producer
     from .kafka.read import latest_values
+    from .models.requirements import DataRequirements
     from .ops.clients import client_config
 
+    requirements = requirements or DataRequirements()
     config = client_config(settings)  # broker work-arounds and SASL/SSL, like every ops client
     blobs = latest_values(settings.bootstrap, state_changelog_topic(settings.app_id), **config)
     states = [codec.decode(v) for v in blobs.values() if v is not None]
     out(f"read {len(states)} customer states from {state_changelog_topic(settings.app_id)}")
-    fitted = fit_from_states(states, time_unit, version)
-    out(fitted.report())
-    converged = fitted.bgnbd_fit.converged and fitted.gamma_gamma_fit.converged
-    if publish and not converged and not force:
-        out("not published: the fit did not converge (more history needed; --force publishes anyway)")
+    fitted = fit_from_states(states, time_unit, version, requirements=requirements,
+                             penalizer_coef=penalizer_coef)
+    for line in fitted.report().splitlines():
+        out(line)
+    if report_dir is not None:
+        from .models.report import write_report
+
+        cal = fitted.calibration
+        index = write_report(report_dir, bgnbd_fit=fitted.bgnbd_fit, x=cal.get("x", []), t_x=cal.get("t_x", []),
+                             T=cal.get("T", []), time_unit=time_unit, holdout=fitted.holdout,
+                             tracking=fitted.tracking, summary=fitted.report(), holdout_note=fitted.holdout_note)
+        out(f"report: {index}")
+    if not fitted.may_publish(force):
+        if publish:
+            # (no "published" in these lines: the demo and its test look for that word)
+            out(f"refused: nothing sent to {settings.topic_model_parameters}"
+                + (" (--force sends a fit that is short of data only)" if fitted.may_publish(True) else ""))
         return None
     if publish:
         prod = producer(settings.bootstrap, **config)
@@ -166,11 +186,30 @@ def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print,
     option("--version", "param_version", type=str, default=None,
            help="Parameter version label (default: calibration end date and customer count)."),
     option("--publish/--dry-run", default=True, help="Publish to the model-parameters topic (default) or only print."),
-    option("--force", is_flag=True, default=False, help="Publish even if the fit did not converge."),
+    option("--force", is_flag=True, default=False,
+           help="Publish a fit that falls short of the data requirements (never one a model refused)."),
+    option("--min-customers", type=int, default=None, help="Least customers with orders (default 500)."),
+    option("--min-days", type=float, default=None, help="Least days of history (default 180)."),
+    option("--min-repeat-buyers", type=int, default=None, help="Least repeat buyers (default 100)."),
+    option("--penalizer", type=float, default=0.0,
+           help="L2 penalty on the (rescaled) parameters, like lifetimes' penalizer_coef (default 0)."),
+    option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+           help="Also write the diagnostics as PNG pictures and an index.html into this directory."),
 )
-async def fit(self, time_unit, param_version, publish: bool, force: bool) -> None:
-    """Fit BG/NBD + Gamma-Gamma on the engine's customer states and publish the parameters."""
-    fit_and_publish(settings, time_unit or settings.model_time_unit, param_version, publish, force=force)
+async def fit(self, time_unit, param_version, publish: bool, force: bool, min_customers, min_days,
+              min_repeat_buyers, penalizer: float, report_dir) -> None:
+    """Fit BG/NBD + Gamma-Gamma on the engine's customer states; publish the parameters if fit to use."""
+    from dataclasses import replace as _replace
+
+    from .models.requirements import DataRequirements
+
+    requirements = DataRequirements()
+    for name, value in (("min_customers", min_customers), ("min_history_days", min_days),
+                        ("min_repeat_buyers", min_repeat_buyers)):
+        if value is not None:
+            requirements = _replace(requirements, **{name: value})
+    fit_and_publish(settings, time_unit or settings.model_time_unit, param_version, publish, force=force,
+                    requirements=requirements, penalizer_coef=penalizer, report_dir=report_dir)
 
 
 @app.command(

@@ -41,7 +41,7 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy.special import betaln, expit, gammaln, hyp2f1
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 from .params import BgNbdParams
 
@@ -315,6 +315,70 @@ def log_likelihood_batch(params: BgNbdParams, x, t_x, T) -> np.ndarray:
     a4 = np.log(a) - np.log(b + np.maximum(x, 1.0) - 1.0) - (r + x) * np.log(alpha + t_x)
     a4 = np.where(x > 0, a4, -np.inf)
     return a1 + a2 + np.logaddexp(a3, a4)
+
+
+def _dot(u, v) -> float:
+    """Sum of u*v without BLAS: OpenBLAS's threaded ddot busy-waits for its threads, and on a
+    loaded 2-core machine one 70k-element dot product took 5 ms instead of 6 us (measured)."""
+    return float(np.einsum("i,i->", u, v))
+
+
+class LogLikelihood:
+    """The summed (weighted) log-likelihood of many customers, with its gradient in (r, alpha, a, b).
+
+    Built once per fit from the distinct ``(x, t_x, T)`` rows and their
+    counts; :meth:`value_and_gradient` is then called once per optimiser step
+    with plain floats (the optimiser may probe any positive point, so no
+    :class:`BgNbdParams` validation).  With ``L = log(e^A3 + [x>0] e^A4)``
+    (the paper's A3, A4, logged) and the shares ``w3 = e^(A3-L)``, ``w4 = e^(A4-L)``:
+
+    * d/dr = psi(r+x) - psi(r) + log alpha - w3 log(alpha+T) - w4 log(alpha+t_x)
+    * d/dalpha = r/alpha - (r+x) (w3/(alpha+T) + w4/(alpha+t_x))
+    * d/da = psi(a+b) - psi(a+b+x) + w4/a
+    * d/db = psi(b+x) - psi(b) + psi(a+b) - psi(a+b+x) - w4/(b+x-1)
+
+    (the Beta-function ratio B(a, b+x)/B(a, b) gives the digamma terms).  The
+    terms in ``x`` alone (gammaln, betaln, digamma: the costly ones) are
+    evaluated once per distinct ``x`` and weighted by its count; only logs and
+    exps run per row.
+    """
+
+    def __init__(self, x, t_x, T, weights):
+        self.x = np.asarray(x, dtype=float)
+        self.t_x = np.asarray(t_x, dtype=float)
+        self.T = np.asarray(T, dtype=float)
+        self.w = np.asarray(weights, dtype=float)
+        self.levels, inverse = np.unique(self.x, return_inverse=True)
+        self.level_weights = np.bincount(inverse.ravel(), weights=self.w, minlength=self.levels.size)
+        self.total = float(self.w.sum())
+        self.repeat = self.x > 0
+        self.x_minus_1 = np.maximum(self.x, 1.0) - 1.0
+
+    def value_and_gradient(self, r: float, alpha: float, a: float, b: float) -> tuple[float, np.ndarray]:
+        x, w, k, wk = self.x, self.w, self.levels, self.level_weights
+        log_alpha_T = np.log(alpha + self.T)
+        log_alpha_tx = np.log(alpha + self.t_x)
+        b_x1 = b + self.x_minus_1
+        a3 = -(r + x) * log_alpha_T
+        a4 = np.where(self.repeat, math.log(a) - np.log(b_x1) - (r + x) * log_alpha_tx, -np.inf)
+        big = np.logaddexp(a3, a4)
+        w3 = np.exp(a3 - big)
+        w4 = np.exp(a4 - big)  # 0 where x == 0
+        total = self.total
+        psi_abk = digamma(a + b + k)
+        psi_ab = float(digamma(a + b))
+        value = (_dot(wk, gammaln(r + k) + betaln(a, b + k))
+                 + total * (r * math.log(alpha) - math.lgamma(r) - float(betaln(a, b)))
+                 + _dot(w, big))
+        w_w3, w_w4 = w * w3, w * w4
+        grad = np.array([
+            _dot(wk, digamma(r + k)) + total * (math.log(alpha) - float(digamma(r)))
+            - _dot(w_w3, log_alpha_T) - _dot(w_w4, log_alpha_tx),
+            total * r / alpha - _dot(w * (r + x), w3 / (alpha + self.T) + w4 / (alpha + self.t_x)),
+            total * psi_ab - _dot(wk, psi_abk) + w_w4.sum() / a,
+            _dot(wk, digamma(b + k) - psi_abk) + total * (psi_ab - float(digamma(b))) - _dot(w_w4, 1.0 / b_x1),
+        ])
+        return float(value), grad
 
 
 def p_alive_batch(params: BgNbdParams, x, t_x, T) -> np.ndarray:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln
 
 from .params import GammaGammaParams
 
@@ -78,6 +78,55 @@ def log_likelihood_batch(params: GammaGammaParams, x, mean_spend) -> np.ndarray:
         + (px - 1.0) * np.log(m)
         - (px + q) * np.log(v + x * m)
     )
+
+
+def _dot(u, v) -> float:
+    """Sum of u*v without BLAS: OpenBLAS's threaded ddot busy-waits for its threads, and on a
+    loaded 2-core machine one 70k-element dot product took 5 ms instead of 6 us (measured)."""
+    return float(np.einsum("i,i->", u, v))
+
+
+class LogLikelihood:
+    """The summed (weighted) log-likelihood of many customers' mean spends, with its gradient in (p, q, v).
+
+    Built once per fit; rows must satisfy :func:`fittable_mask`.
+
+    * d/dp = x (psi(px+q) - psi(px) + log x + log m - log(v + x m))
+    * d/dq = psi(px+q) - psi(q) + log v - log(v + x m)
+    * d/dv = q/v - (px+q)/(v + x m)
+
+    The gammaln/digamma terms depend on ``x`` alone and are evaluated once per
+    distinct ``x``; the sums over ``log m`` and ``log x`` are constants.  Only
+    ``log(v + x m)`` runs per row.
+    """
+
+    def __init__(self, x, mean_spend, weights):
+        self.x = np.asarray(x, dtype=float)
+        self.m = np.asarray(mean_spend, dtype=float)
+        self.w = np.asarray(weights, dtype=float)
+        self.levels, inverse = np.unique(self.x, return_inverse=True)
+        self.level_weights = np.bincount(inverse.ravel(), weights=self.w, minlength=self.levels.size)
+        self.total = float(self.w.sum())
+        self.xm = self.x * self.m
+        self.wx = self.w * self.x
+        log_m = np.log(self.m)
+        self.sum_w_log_m = float(_dot(self.w, log_m))
+        self.sum_wx_log_xm = float(_dot(self.wx, np.log(self.x) + log_m))
+
+    def value_and_gradient(self, p: float, q: float, v: float) -> tuple[float, np.ndarray]:
+        k, wk = self.levels, self.level_weights
+        pk = p * k
+        log_v_xm = np.log(v + self.xm)
+        psi_pkq = digamma(pk + q)
+        value = (_dot(wk, gammaln(pk + q) - gammaln(pk)) + self.total * (q * math.log(v) - math.lgamma(q))
+                 + p * self.sum_wx_log_xm - self.sum_w_log_m
+                 - p * _dot(self.wx, log_v_xm) - q * _dot(self.w, log_v_xm))
+        grad = np.array([
+            _dot(wk * k, psi_pkq - digamma(pk)) + self.sum_wx_log_xm - _dot(self.wx, log_v_xm),
+            _dot(wk, psi_pkq) + self.total * (math.log(v) - float(digamma(q))) - _dot(self.w, log_v_xm),
+            self.total * q / v - _dot(p * self.wx + q * self.w, 1.0 / (v + self.xm)),
+        ])
+        return float(value), grad
 
 
 def conditional_expected_spend_batch(params: GammaGammaParams, x, mean_spend) -> np.ndarray:

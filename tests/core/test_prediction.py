@@ -5,7 +5,8 @@ import pytest
 from streams.core.clv import formula_clv
 from streams.core.engine import EngineConfig, process, review, review_time_ms
 from streams.core.events import DAY_MS
-from streams.core.prediction import ModelScorer, PredictionConfig, fit_from_states, rfm
+from streams.core.fit import fit_from_states
+from streams.core.prediction import ModelScorer, PredictionConfig, rfm
 from streams.core.segments import HV_HL, HV_LL, MatrixPolicy
 from streams.core.state import CustomerState
 from streams.generator import EventGenerator, GeneratorConfig

@@ -121,6 +121,8 @@ def test_infinite_mean_is_refused():
         gamma_gamma.conditional_expected_spend_batch(params, [1], [10.0])
 
 
-def test_nothing_to_fit():
-    with pytest.raises(ValueError):
-        fit_gamma_gamma([0, 0], [0.0, 0.0])
+def test_nothing_to_fit_is_refused_not_raised():
+    # before: ValueError out of fit_gamma_gamma, and so out of `clvstream fit`
+    fit = fit_gamma_gamma([0, 0], [0.0, 0.0])
+    assert fit.params is None and not fit.usable
+    assert "no customer with x >= 1" in fit.refusal
