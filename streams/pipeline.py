@@ -73,6 +73,50 @@ def dead_letter_envelope(record: Record, rejection: Rejection, now_iso: Optional
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
+class StateCache:
+    """Decoded customer states between two checkpoints: decoded once, encoded once at ``settle``.
+
+    ``load`` reads the stored (encoded) state; ``put`` marks a state changed and remembers the input
+    partition of the record that changed it (the shell writes the state from that partition's event
+    context, as the per-event path did). States are mutated in place by the core, so one object per
+    customer is shared by every record of the batch.
+    """
+
+    __slots__ = ("load", "states", "changed")
+
+    def __init__(self, load: Callable[[bytes], Optional[bytes]]):
+        self.load = load
+        self.states: Dict[bytes, Optional[CustomerState]] = {}
+        self.changed: Dict[bytes, int] = {}  # key -> input partition of its latest change
+
+    def get(self, key: bytes) -> Optional[CustomerState]:
+        try:
+            return self.states[key]
+        except KeyError:
+            blob = self.load(key)
+            state = self.states[key] = codec.decode(blob) if blob is not None else None
+            return state
+
+    def put(self, key: bytes, state: CustomerState, partition: int) -> None:
+        self.states[key] = state
+        self.changed[key] = partition
+
+    def settle(self) -> Dict[bytes, bytes]:
+        """The changed states, encoded (key -> value), in the order they first changed; the cache empties."""
+        states = self.states
+        out = {key: codec.encode(states[key]) for key in self.changed}
+        self.states, self.changed = {}, {}
+        return out
+
+    def settle_by_partition(self) -> Dict[int, Dict[bytes, bytes]]:
+        """``settle`` grouped by the input partition that last changed each state."""
+        changed = self.changed
+        partitions: Dict[int, Dict[bytes, bytes]] = {}
+        for key, blob in self.settle().items():
+            partitions.setdefault(changed[key], {})[key] = blob
+        return partitions
+
+
 class Pipeline:
     def __init__(self, cfg: EngineConfig, rules: EdgeRules, source_codes: Dict[str, str],
                  scorer: Optional[Scorer] = None, replay: bool = False,
@@ -99,6 +143,26 @@ class Pipeline:
 
     # -- records -----------------------------------------------------------
     def handle(self, record: Record, load: Callable[[bytes], Optional[bytes]]) -> Result:
+        """One record against stored states (``load``): the per-event path, writes encoded in the result."""
+        states = StateCache(load)
+        result = self._handle(record, states)
+        result.writes.update(states.settle())
+        return result
+
+    def handle_batch(self, records: Iterable[Record], states: "StateCache") -> List[Result]:
+        """Records through one cache of decoded states: the checkpointed path.
+
+        Each customer is decoded at most once and the writes stay in ``states`` until the
+        shell settles them at its checkpoint (``states.settle()``), so ``Result.writes`` stay
+        empty here. The same records give the same changes and, once settled, the same state
+        bytes as ``handle`` record by record (tests/shell/test_checkpoint.py). An exception
+        propagates: the cache then holds partly applied states and must be dropped (the shell
+        falls back to ``handle`` per record after a rebuild).
+        """
+        handle = self._handle
+        return [handle(record, states) for record in records]
+
+    def _handle(self, record: Record, states: "StateCache") -> Result:
         event = decode(record.value, self.rules, record.timestamp_ms)
         if isinstance(event, Rejection):
             return self._reject(record, event)
@@ -108,7 +172,9 @@ class Pipeline:
             # so one partition (and one worker) owns all of a customer's events.
             return Result("rekeyed", event_type=event.type, outputs=[(REKEY, key, record.value)],
                           event_time_ms=event.event_time_ms)
-        state = self._load(load, key, event.customer_id)
+        state = states.get(key)
+        if state is None:
+            state = CustomerState(event.customer_id)
         before = contribution_of(state, self.population_config)
         position = (f"{self.source_codes.get(record.topic, record.topic)}{record.partition}", record.offset)
         outcome = process(state, event, self.cfg, position, self.scorer, self.replay, self.population)
@@ -116,7 +182,7 @@ class Pipeline:
         result = Result(outcome.status, event_type=event.type, event_time_ms=event.event_time_ms)
         if outcome.metrics is not None:
             result.metrics[event.customer_id] = outcome.metrics
-        result.writes[key] = codec.encode(state)  # positions advance even for duplicates
+        states.put(key, state, record.partition)  # positions advance even for duplicates
         if outcome.status == LATE:
             late = Rejection("late", f"event_time older than the customer's watermark minus "
                                      f"{self.cfg.lateness_ms // 1000} s allowed lateness")
@@ -126,7 +192,7 @@ class Pipeline:
             self._publish(result, key, outcome.change)
         if outcome.status == APPLIED:
             self._schedule(record.partition, event.customer_id, outcome.review_at_ms)
-            self._advance(record.partition, event.event_time_ms, load, result)
+            self._advance(record.partition, event.event_time_ms, states, result)
         return result
 
     def failed(self, record: Record, exc: BaseException) -> Result:
@@ -137,10 +203,6 @@ class Pipeline:
         return Result("invalid", reason=rejection.reason,
                       outputs=[(DEAD_LETTER, record.key or b"", dead_letter_envelope(record, rejection, self.clock()))])
 
-    def _load(self, load, key: bytes, customer_id: str) -> CustomerState:
-        blob = load(key)
-        return codec.decode(blob) if blob is not None else CustomerState(customer_id)
-
     def _publish(self, result: Result, key: bytes, change: dict) -> None:
         result.changes.append(change)
         result.outputs.append((SEGMENT_CHANGES, key, json.dumps(change, separators=(",", ":")).encode()))
@@ -150,23 +212,22 @@ class Pipeline:
         if at_ms is not None:
             heapq.heappush(self.reviews.setdefault(partition, []), (at_ms, customer_id))
 
-    def _advance(self, partition: int, event_time_ms: int, load, result: Result) -> None:
+    def _advance(self, partition: int, event_time_ms: int, states: "StateCache", result: Result) -> None:
         now = max(self.stream_time.get(partition, event_time_ms), event_time_ms)
         self.stream_time[partition] = now
         heap = self.reviews.get(partition)
         while heap and heap[0][0] <= now:
             at_ms, customer_id = heapq.heappop(heap)
             key = customer_id.encode()
-            blob = result.writes.get(key) or load(key)
-            if blob is None:
+            state = states.get(key)
+            if state is None:
                 continue
-            state = codec.decode(blob)
             if review_time_ms(state, self.cfg, self.scorer, after_ms=at_ms - 1) != at_ms:
                 continue  # superseded by a later event of this customer
             before = contribution_of(state, self.population_config)
             outcome = review(state, self.cfg, at_ms, self.scorer, self.replay, self.population)
             self._recount(partition, before, state, outcome, max(at_ms, state.watermark_ms or at_ms))
-            result.writes[key] = codec.encode(state)
+            states.put(key, state, partition)
             result.metrics[customer_id] = outcome.metrics
             if outcome.change:
                 self._publish(result, key, outcome.change)
