@@ -22,6 +22,7 @@ published into the global view (``population``) and summary (``global_summary``)
 from __future__ import annotations
 
 import base64
+import bisect
 import heapq
 import json
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from .core.aggregation import (PopulationAggregate, PopulationConfig, Population
                                record_assessment)
 from .core.engine import EngineConfig, Scorer, process, review, review_time_ms
 from .core.population import PopulationSummary
-from .core.state import APPLIED, LATE, CustomerState
+from .core.state import APPLIED, LATE, REDELIVERED, CustomerState
 from .core.validation import EdgeRules, Rejection, decode
 
 SEGMENT_CHANGES, DEAD_LETTER, REKEY = "segment_changes", "dead_letter", "rekey"
@@ -71,6 +72,47 @@ def dead_letter_envelope(record: Record, rejection: Rejection, now_iso: Optional
     if now_iso:
         doc["dead_lettered_at"] = now_iso
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+class _ResumePoint:
+    """Watermarks of a partition's stored states, indexed by source position (see ``Pipeline._resume_at``)."""
+
+    __slots__ = ("placed", "groups", "by_source")
+
+    def __init__(self):
+        self.placed: Dict[str, list] = {}  # source -> [(position, watermark)] while collecting
+        self.groups: Dict[tuple, int] = {}  # the sources a state has applied -> the highest watermark
+        self.by_source: Dict[str, Tuple[List[int], List[int]]] = {}
+
+    def add(self, state: CustomerState) -> None:
+        wm, positions = state.watermark_ms, state.positions
+        for src, pos in positions.items():
+            self.placed.setdefault(src, []).append((pos, wm))
+        sources = tuple(positions)
+        if wm > self.groups.get(sources, wm - 1):
+            self.groups[sources] = wm
+
+    def seal(self) -> None:
+        """Per source: the positions sorted, with the running maximum of their watermarks."""
+        for src, placed in self.placed.items():
+            placed.sort()
+            running, best = [], None
+            for _, wm in placed:
+                best = wm if best is None or wm > best else best
+                running.append(best)
+            self.by_source[src] = ([pos for pos, _ in placed], running)
+        self.placed = {}
+
+    def stream_time_before(self, source: str, offset: int) -> Optional[int]:
+        """The highest watermark of the states that applied nothing of ``source`` at ``offset`` or later."""
+        candidates = [wm for sources, wm in self.groups.items() if source not in sources]
+        entry = self.by_source.get(source)
+        if entry is not None:
+            positions, running = entry
+            i = bisect.bisect_left(positions, offset)
+            if i:
+                candidates.append(running[i - 1])
+        return max(candidates) if candidates else None
 
 
 class StateCache:
@@ -127,6 +169,8 @@ class Pipeline:
         self.clock = clock  # wall clock for the dead-letter timestamp only (operational, not state)
         self.stream_time: Dict[int, int] = {}
         self.reviews: Dict[int, List[Tuple[int, str]]] = {}
+        # after a rebuild, per partition: what its stream time was where the log resumes (see _resume_at)
+        self.resume: Dict[int, "_ResumePoint"] = {}
         self.needs_rebuild = True  # review heaps must be (re)built from the table
         self.population_config = population_config or PopulationConfig.for_policy(cfg.policy)
         self.aggregates: Dict[int, PopulationAggregate] = {}  # owned partition -> its figures
@@ -177,6 +221,8 @@ class Pipeline:
             state = CustomerState(event.customer_id)
         before = contribution_of(state, self.population_config)
         position = (f"{self.source_codes.get(record.topic, record.topic)}{record.partition}", record.offset)
+        if self.resume:
+            self._resume_at(record.partition, *position)
         outcome = process(state, event, self.cfg, position, self.scorer, self.replay, self.population)
         self._recount(record.partition, before, state, outcome, state.watermark_ms)
         result = Result(outcome.status, event_type=event.type, event_time_ms=event.event_time_ms)
@@ -192,6 +238,11 @@ class Pipeline:
             self._publish(result, key, outcome.change)
         if outcome.status == APPLIED:
             self._schedule(record.partition, event.customer_id, outcome.review_at_ms)
+            self._advance(record.partition, event.event_time_ms, states, result)
+        elif outcome.status == REDELIVERED:
+            # A record redelivered after a crash advanced the stream time when it was first applied:
+            # advancing again fires the reviews it fired then, at the same record, for the customers
+            # whose states did not reach the changelog before the crash (same change, same sequence).
             self._advance(record.partition, event.event_time_ms, states, result)
         return result
 
@@ -241,6 +292,7 @@ class Pipeline:
         for p in wanted:
             self.reviews[p] = []
             self.stream_time.pop(p, None)
+        resume = {p: _ResumePoint() for p in wanted}
         # figures of the partitions owned now, from scratch; partitions no longer owned stop publishing
         self.aggregates = {p: PopulationAggregate(self.population_config.relative_accuracy) for p in wanted}
         self.population_changed = set(wanted)
@@ -257,12 +309,28 @@ class Pipeline:
             if at is not None:
                 self.reviews[p].append((at, state.customer_id))
                 count += 1
-            wm = state.watermark_ms
-            if wm is not None and wm > self.stream_time.get(p, wm - 1):
-                self.stream_time[p] = wm
+            if state.watermark_ms is not None:
+                resume[p].add(state)
         for p in wanted:
             heapq.heapify(self.reviews[p])
+            resume[p].seal()
+        self.resume.update(resume)
         return count
+
+    def _resume_at(self, partition: int, source: str, offset: int) -> None:
+        """The first record of a rebuilt partition: its stream time where the log resumes.
+
+        Not the highest watermark in the table: after a crash mid-checkpoint the changelog can hold
+        states that already include records being redelivered now (they reached it before the
+        offsets were committed), and a stream time taken from them would fire other customers'
+        reviews before their own redelivered records are re-applied (a different change under the
+        same sequence). States that applied ``offset`` or later of this source are left out.
+        """
+        point = self.resume.pop(partition, None)
+        if point is not None:
+            at = point.stream_time_before(source, offset)
+            if at is not None:
+                self.stream_time[partition] = at
 
     # -- population figures ---------------------------------------------------
     def _recount(self, partition: int, before, state: CustomerState, outcome, as_of_ms: Optional[int]) -> None:
