@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 import faust
+from faust.types.enums import ProcessingGuarantee
 
 from .kafka.broker import faust_settings_for
 from .kafka.faust_private import in_event_context, set_fetch_max_wait
@@ -131,6 +132,18 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         PROCESSING_SECONDS.observe(time.perf_counter() - started)
         observe(result)
 
+    output_names = {role: topic.get_topic_name() for role, topic in outputs.items()}
+    # At least once: straight to Faust's producer (its Topic.send wraps each record in future-message
+    # objects and sensor callbacks, about as costly as our core per output). Exactly once keeps
+    # Topic.send, which attaches the send to the partition's transaction.
+    direct_sends = app.conf.processing_guarantee != ProcessingGuarantee.EXACTLY_ONCE
+
+    async def send_output(role: str, key: bytes, value: bytes):
+        """Hand one output to the producer; returns the future of its acknowledgement."""
+        if direct_sends:
+            return await app.producer.send(output_names[role], key, value, None, None, None)
+        return await outputs[role].send(key=key, value=value)
+
     async def stop_taking() -> None:
         # Shutting down: Faust revokes the table partitions before it drains in-flight events,
         # yet would still commit their offsets. Leave these events unacked (redelivered after the
@@ -165,8 +178,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             for event in events:
                 await stream.ack(event)
             return
-        sent = [await outputs[role].send(key=key, value=value)
-                for result in results for role, key, value in result.outputs]
+        sent = [await send_output(role, key, value) for result in results for role, key, value in result.outputs]
         if sent:
             await asyncio.gather(*sent)
         if app.should_stop:
