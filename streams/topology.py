@@ -191,6 +191,10 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             with in_event_context(last_event[partition]):
                 for key, value in writes.items():
                     table[key] = value
+        # Hand the changelog records to the producer now: left in Faust's producer buffer, every event
+        # fetched next would make Faust's conductor drain it (100 records at most, one at a time, with a
+        # "producer buffer full" warning).
+        await app.producer.buffer.flush()
         for event in events:
             if event.message.partition in owned:
                 await stream.ack(event)
@@ -209,6 +213,10 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
                     pipeline.rebuild(partition_of, table.items(), owned_inputs())
                 await per_event(event)
             return
+        # A checkpoint puts up to one changelog record per record of the batch in Faust's producer buffer
+        # at once; past max_messages (100) Faust throttles the fetch side until it ebbs.
+        buffer = app.producer.buffer
+        buffer.max_messages = max(buffer.max_messages, 2 * settings.checkpoint_records)
         async for events in stream.noack_take(settings.checkpoint_records, settings.checkpoint_interval_ms / 1000):
             if app.should_stop:
                 await stop_taking()
