@@ -191,10 +191,8 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             with in_event_context(last_event[partition]):
                 for key, value in writes.items():
                     table[key] = value
-        # Hand the changelog records to the producer now: left in Faust's producer buffer, every event
-        # fetched next would make Faust's conductor drain it (100 records at most, one at a time, with a
-        # "producer buffer full" warning).
-        await app.producer.buffer.flush()
+        # No flush here: Faust's commit flushes its producer (these changelog records included) before it
+        # commits the offsets of acked events, so the records leave while the next batch is processed.
         for event in events:
             if event.message.partition in owned:
                 await stream.ack(event)
