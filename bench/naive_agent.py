@@ -1,7 +1,9 @@
-"""Baseline for the benchmark: the naive Faust agent of issue 7, one table write per event.
+"""Baselines for the benchmark: the naive Faust agent of issue 7 (one table write per event) and a
+Faust agent that does nothing (NAIVE_MODE=nothing: Faust's own per-event cost, the ceiling of any agent).
 
     python bench/naive_agent.py worker -l warn   (env: NAIVE_BOOTSTRAP, NAIVE_TOPIC, NAIVE_APP, NAIVE_DATADIR,
-                                                  NAIVE_PARTITIONS, NAIVE_PORT, NAIVE_EXPECT, NAIVE_OUT)
+                                                  NAIVE_PARTITIONS, NAIVE_PORT, NAIVE_EXPECT, NAIVE_OUT,
+                                                  NAIVE_MODE=naive|nothing)
 
 Same Faust version, broker overrides (streams.kafka.broker.faust_settings_for) and RocksDB store as
 the engine; the agent decodes the JSON value and stores it under the record key, one ``table[key] =``
@@ -20,6 +22,7 @@ from streams.kafka.broker import faust_settings_for
 
 env = os.environ
 EXPECT = int(env.get("NAIVE_EXPECT", "0"))
+WRITE = env.get("NAIVE_MODE", "naive") != "nothing"
 app = faust.App(env.get("NAIVE_APP", "naive"), broker=f"kafka://{env.get('NAIVE_BOOTSTRAP', '127.0.0.1:9092')}",
                 store="rocksdb://", datadir=env.get("NAIVE_DATADIR", "/tmp/naive"),
                 topic_partitions=int(env.get("NAIVE_PARTITIONS", "4")), web_bind="127.0.0.1",
@@ -35,8 +38,9 @@ seen = {"n": 0, "first": None}
 @app.agent(topic)
 async def naive(stream):
     async for event in stream.events():
-        doc = json.loads(event.value)
-        table[event.key] = json.dumps({"last": doc.get("event_id"), "type": doc.get("type")}).encode()
+        if WRITE:
+            doc = json.loads(event.value)
+            table[event.key] = json.dumps({"last": doc.get("event_id"), "type": doc.get("type")}).encode()
         seen["n"] += 1
         if seen["first"] is None:
             seen["first"] = time.time()

@@ -33,6 +33,7 @@ in a call; their writes and outputs are merged into the returned result.
 from __future__ import annotations
 
 import base64
+import bisect
 import heapq
 import json
 from collections import deque
@@ -50,7 +51,7 @@ from .core.policies.base import is_relative
 from .core.population import PopulationSummary, PopulationView
 from .core.snapshots import (CUT_FORMAT, DEFAULT_PERIOD_MS, VersionedPopulation, cut_key, cut_snapshot,
                              decode_cut, encode_cut, snapshot_boundary)
-from .core.state import APPLIED, LATE, CustomerState
+from .core.state import APPLIED, LATE, REDELIVERED, CustomerState
 from .core.validation import EdgeRules, Rejection, decode
 
 SEGMENT_CHANGES, DEAD_LETTER, REKEY, POPULATION = "segment_changes", "dead_letter", "rekey", "population"
@@ -100,6 +101,91 @@ def dead_letter_envelope(record: Record, rejection: Rejection, now_iso: Optional
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
+class _ResumePoint:
+    """Watermarks of a partition's stored states, indexed by source position (see ``Pipeline._resume_at``)."""
+
+    __slots__ = ("placed", "groups", "by_source")
+
+    def __init__(self):
+        self.placed: Dict[str, list] = {}  # source -> [(position, watermark)] while collecting
+        self.groups: Dict[tuple, int] = {}  # the sources a state has applied -> the highest watermark
+        self.by_source: Dict[str, Tuple[List[int], List[int]]] = {}
+
+    def add(self, state: CustomerState) -> None:
+        wm, positions = state.watermark_ms, state.positions
+        for src, pos in positions.items():
+            self.placed.setdefault(src, []).append((pos, wm))
+        sources = tuple(positions)
+        if wm > self.groups.get(sources, wm - 1):
+            self.groups[sources] = wm
+
+    def seal(self) -> None:
+        """Per source: the positions sorted, with the running maximum of their watermarks."""
+        for src, placed in self.placed.items():
+            placed.sort()
+            running, best = [], None
+            for _, wm in placed:
+                best = wm if best is None or wm > best else best
+                running.append(best)
+            self.by_source[src] = ([pos for pos, _ in placed], running)
+        self.placed = {}
+
+    def stream_time_before(self, source: str, offset: int) -> Optional[int]:
+        """The highest watermark of the states that applied nothing of ``source`` at ``offset`` or later."""
+        candidates = [wm for sources, wm in self.groups.items() if source not in sources]
+        entry = self.by_source.get(source)
+        if entry is not None:
+            positions, running = entry
+            i = bisect.bisect_left(positions, offset)
+            if i:
+                candidates.append(running[i - 1])
+        return max(candidates) if candidates else None
+
+
+class StateCache:
+    """Decoded customer states between two checkpoints: decoded once, encoded once at ``settle``.
+
+    ``load`` reads the stored (encoded) state; ``put`` marks a state changed and remembers the input
+    partition of the record that changed it (the shell writes the state from that partition's event
+    context, as the per-event path did). States are mutated in place by the core, so one object per
+    customer is shared by every record of the batch.
+    """
+
+    __slots__ = ("load", "states", "changed")
+
+    def __init__(self, load: Callable[[bytes], Optional[bytes]]):
+        self.load = load
+        self.states: Dict[bytes, Optional[CustomerState]] = {}
+        self.changed: Dict[bytes, int] = {}  # key -> input partition of its latest change
+
+    def get(self, key: bytes) -> Optional[CustomerState]:
+        try:
+            return self.states[key]
+        except KeyError:
+            blob = self.load(key)
+            state = self.states[key] = codec.decode(blob) if blob is not None else None
+            return state
+
+    def put(self, key: bytes, state: CustomerState, partition: int) -> None:
+        self.states[key] = state
+        self.changed[key] = partition
+
+    def settle(self) -> Dict[bytes, bytes]:
+        """The changed states, encoded (key -> value), in the order they first changed; the cache empties."""
+        states = self.states
+        out = {key: codec.encode(states[key]) for key in self.changed}
+        self.states, self.changed = {}, {}
+        return out
+
+    def settle_by_partition(self) -> Dict[int, Dict[bytes, bytes]]:
+        """``settle`` grouped by the input partition that last changed each state."""
+        changed = self.changed
+        partitions: Dict[int, Dict[bytes, bytes]] = {}
+        for key, blob in self.settle().items():
+            partitions.setdefault(changed[key], {})[key] = blob
+        return partitions
+
+
 class Pipeline:
     def __init__(self, cfg: EngineConfig, rules: EdgeRules, source_codes: Dict[str, str],
                  scorer: Optional[Scorer] = None, replay: bool = False,
@@ -111,6 +197,8 @@ class Pipeline:
         self.clock = clock  # wall clock for the dead-letter timestamp only (operational, not state)
         self.stream_time: Dict[int, int] = {}
         self.reviews: Dict[int, List[Tuple[int, str]]] = {}
+        # after a rebuild, per partition: what its stream time was where the log resumes (see _resume_at)
+        self.resume: Dict[int, "_ResumePoint"] = {}
         self.needs_rebuild = True  # review heaps must be (re)built from the table
         self.population_config = population_config or PopulationConfig.for_policy(cfg.policy)
         self.aggregates: Dict[int, PopulationAggregate] = {}  # owned partition -> its figures
@@ -135,18 +223,39 @@ class Pipeline:
 
     # -- records -----------------------------------------------------------
     def handle(self, record: Record, load: Callable[[bytes], Optional[bytes]]) -> Result:
+        """One record against stored states (``load``): the per-event path, writes encoded in the result."""
+        states = StateCache(load)
+        result = self._handle_one(record, states)
+        result.writes.update(states.settle())
+        return result
+
+    def handle_batch(self, records: Iterable[Record], states: "StateCache") -> List[Result]:
+        """Records through one cache of decoded states: the checkpointed path.
+
+        Each customer is decoded at most once and the writes stay in ``states`` until the
+        shell settles them at its checkpoint (``states.settle()``), so ``Result.writes`` stay
+        empty here. The same records give the same changes and, once settled, the same state
+        bytes as ``handle`` record by record (tests/shell/test_checkpoint.py). An exception
+        propagates: the cache then holds partly applied states and must be dropped (the shell
+        falls back to ``handle`` per record after a rebuild).
+        """
+        handle = self._handle_one
+        return [handle(record, states) for record in records]
+
+    def _handle_one(self, record: Record, states: "StateCache") -> Result:
+        """One record, or the waiting records of its partition it releases (relative policies)."""
         tick = record.key == POPULATION_TICK and self.source_codes.get(record.topic) == "r"
         if self.versions is None:
-            return Result(TICK) if tick else self._handle(record, load)
+            return Result(TICK) if tick else self._handle(record, states)
         if not tick and record.partition not in self.waiting:  # the common case: nothing waits before it
-            result = self._handle(record, load)
+            result = self._handle(record, states)
             if result is None:
                 self.waiting[record.partition] = deque([record])
                 result = Result(DEFERRED)
             return self._with_cuts(result)
         if not tick:
             self.waiting[record.partition].append(record)
-        done = self.drain(record.partition, load)
+        done = self.drain(record.partition, states)
         if done and done[-1][0] is record:
             result = done.pop()[1]
         else:
@@ -158,15 +267,15 @@ class Pipeline:
         every waiting record whose version is complete, until none is (what the worker's ticks do). The
         records still waiting then need a later record of a lagging partition."""
         done: List[Tuple[Record, Result]] = []
-        written: Dict[bytes, bytes] = {}
+        states = StateCache(load)
         while True:
             ready = self.releasable()
             if not ready:
-                return self._with_cuts(self._merged(Result(TICK), done))
+                result = self._with_cuts(self._merged(Result(TICK), done))
+                result.writes.update(states.settle())
+                return result
             for p in ready:
-                for record, result in self.drain(p, lambda key: written[key] if key in written else load(key)):
-                    written.update(result.writes)
-                    done.append((record, result))
+                done.extend(self.drain(p, states))
 
     @staticmethod
     def _merged(result: Result, done: List[Tuple[Record, Result]]) -> Result:
@@ -187,17 +296,16 @@ class Pipeline:
             self._cuts_out.clear()
         return result
 
-    def drain(self, partition: int, load: Callable[[bytes], Optional[bytes]]) -> List[Tuple[Record, Result]]:
-        """Process the partition's waiting records, in order, while their version is complete.
-        (Pure callers that own every partition, e.g. a batch rebuild, may call it for any partition.)"""
+    def drain(self, partition: int, states: "StateCache") -> List[Tuple[Record, Result]]:
+        """Process the partition's waiting records, in order, while their version is complete; their state
+        writes stay in ``states``. (Pure callers that own every partition, e.g. a batch rebuild, may call
+        it for any partition.)"""
         queue = self.waiting.get(partition)
         done: List[Tuple[Record, Result]] = []
-        written: Dict[bytes, bytes] = {}  # the caller stores the writes after this call: later records read them here
         while queue:
-            result = self._handle(queue[0], lambda key: written[key] if key in written else load(key))
+            result = self._handle(queue[0], states)
             if result is None:
                 break
-            written.update(result.writes)
             done.append((queue.popleft(), result))
         if not queue:
             self.waiting.pop(partition, None)
@@ -244,7 +352,7 @@ class Pipeline:
             return False, None
         return True, self.versions.view(boundary)
 
-    def _handle(self, record: Record, load: Callable[[bytes], Optional[bytes]]) -> Optional[Result]:
+    def _handle(self, record: Record, states: "StateCache") -> Optional[Result]:
         """One record; None when it must wait for a complete population version."""
         event = decode(record.value, self.rules, record.timestamp_ms)
         if isinstance(event, Rejection):
@@ -255,20 +363,24 @@ class Pipeline:
             # so one partition (and one worker) owns all of a customer's events.
             return Result("rekeyed", event_type=event.type, outputs=[(REKEY, key, record.value)],
                           event_time_ms=event.event_time_ms)
+        position = (f"{self.source_codes.get(record.topic, record.topic)}{record.partition}", record.offset)
+        if self.resume:  # first record of a rebuilt partition: its stream time where the log resumes
+            self._resume_at(record.partition, *position)
         population = self.population
         if self.versions is not None:
             ready, population = self._version_for(record.partition, event.event_time_ms)
             if not ready:
                 return None
-        state = self._load(load, key, event.customer_id)
+        state = states.get(key)
+        if state is None:
+            state = CustomerState(event.customer_id)
         before = contribution_of(state, self.population_config)
-        position = (f"{self.source_codes.get(record.topic, record.topic)}{record.partition}", record.offset)
         outcome = process(state, event, self.cfg, position, self.scorer, self.replay, population)
         self._recount(record.partition, before, state, outcome, state.watermark_ms)
         result = Result(outcome.status, event_type=event.type, event_time_ms=event.event_time_ms)
         if outcome.metrics is not None:
             result.metrics[event.customer_id] = outcome.metrics
-        result.writes[key] = codec.encode(state)  # positions advance even for duplicates
+        states.put(key, state, record.partition)  # positions advance even for duplicates
         if outcome.status == LATE:
             late = Rejection("late", f"event_time older than the customer's watermark minus "
                                      f"{self.cfg.lateness_ms // 1000} s allowed lateness")
@@ -278,7 +390,12 @@ class Pipeline:
             self._publish(result, key, outcome.change)
         if outcome.status == APPLIED:
             self._schedule(record.partition, event.customer_id, outcome.review_at_ms)
-            self._advance(record.partition, event.event_time_ms, load, result, population)
+            self._advance(record.partition, event.event_time_ms, states, result, population)
+        elif outcome.status == REDELIVERED:
+            # A record redelivered after a crash advanced the stream time when it was first applied:
+            # advancing again fires the reviews it fired then, at the same record, for the customers
+            # whose states did not reach the changelog before the crash (same change, same sequence).
+            self._advance(record.partition, event.event_time_ms, states, result, population)
         return result
 
     def failed(self, record: Record, exc: BaseException) -> Result:
@@ -289,10 +406,6 @@ class Pipeline:
         return Result("invalid", reason=rejection.reason,
                       outputs=[(DEAD_LETTER, record.key or b"", dead_letter_envelope(record, rejection, self.clock()))])
 
-    def _load(self, load, key: bytes, customer_id: str) -> CustomerState:
-        blob = load(key)
-        return codec.decode(blob) if blob is not None else CustomerState(customer_id)
-
     def _publish(self, result: Result, key: bytes, change: dict) -> None:
         result.changes.append(change)
         result.outputs.append((SEGMENT_CHANGES, key, json.dumps(change, separators=(",", ":")).encode()))
@@ -302,7 +415,7 @@ class Pipeline:
         if at_ms is not None:
             heapq.heappush(self.reviews.setdefault(partition, []), (at_ms, customer_id))
 
-    def _advance(self, partition: int, event_time_ms: int, load, result: Result,
+    def _advance(self, partition: int, event_time_ms: int, states: "StateCache", result: Result,
                  population: Optional[PopulationView] = None) -> None:
         now = max(self.stream_time.get(partition, event_time_ms), event_time_ms)
         self.stream_time[partition] = now
@@ -310,16 +423,15 @@ class Pipeline:
         while heap and heap[0][0] <= now:
             at_ms, customer_id = heapq.heappop(heap)
             key = customer_id.encode()
-            blob = result.writes.get(key) or load(key)
-            if blob is None:
+            state = states.get(key)
+            if state is None:
                 continue
-            state = codec.decode(blob)
             if review_time_ms(state, self.cfg, self.scorer, after_ms=at_ms - 1) != at_ms:
                 continue  # superseded by a later event of this customer
             before = contribution_of(state, self.population_config)
             outcome = review(state, self.cfg, at_ms, self.scorer, self.replay, population)
             self._recount(partition, before, state, outcome, max(at_ms, state.watermark_ms or at_ms))
-            result.writes[key] = codec.encode(state)
+            states.put(key, state, partition)
             result.metrics[customer_id] = outcome.metrics
             if outcome.change:
                 self._publish(result, key, outcome.change)
@@ -333,6 +445,7 @@ class Pipeline:
         for p in wanted:
             self.reviews[p] = []
             self.stream_time.pop(p, None)
+        resume = {p: _ResumePoint() for p in wanted}
         # figures of the partitions owned now, from scratch; partitions no longer owned stop publishing
         self.aggregates = {p: PopulationAggregate(self.population_config.relative_accuracy) for p in wanted}
         self.population_changed = set(wanted)
@@ -349,12 +462,28 @@ class Pipeline:
             if at is not None:
                 self.reviews[p].append((at, state.customer_id))
                 count += 1
-            wm = state.watermark_ms
-            if wm is not None and wm > self.stream_time.get(p, wm - 1):
-                self.stream_time[p] = wm
+            if state.watermark_ms is not None:
+                resume[p].add(state)
         for p in wanted:
             heapq.heapify(self.reviews[p])
+            resume[p].seal()
+        self.resume.update(resume)
         return count
+
+    def _resume_at(self, partition: int, source: str, offset: int) -> None:
+        """The first record of a rebuilt partition: its stream time where the log resumes.
+
+        Not the highest watermark in the table: after a crash mid-checkpoint the changelog can hold
+        states that already include records being redelivered now (they reached it before the
+        offsets were committed), and a stream time taken from them would fire other customers'
+        reviews before their own redelivered records are re-applied (a different change under the
+        same sequence). States that applied ``offset`` or later of this source are left out.
+        """
+        point = self.resume.pop(partition, None)
+        if point is not None:
+            at = point.stream_time_before(source, offset)
+            if at is not None:
+                self.stream_time[partition] = at
 
     # -- population figures ---------------------------------------------------
     def _recount(self, partition: int, before, state: CustomerState, outcome, as_of_ms: Optional[int]) -> None:

@@ -64,6 +64,11 @@ class Settings:
     ssl_certfile: str = _env("CLV_SSL_CERTFILE", "", doc="Client certificate (PEM) for mutual TLS.")
     ssl_keyfile: str = _env("CLV_SSL_KEYFILE", "", doc="Client private key (PEM) for mutual TLS.")
     ssl_key_password: str = _env("CLV_SSL_KEY_PASSWORD", "", doc="Password of the client key (never printed).", secret=True)
+    # The live path (streams/topology.py): events settle together at checkpoints
+    live_path: str = _env("CLV_LIVE_PATH", "checkpointed", doc="`checkpointed`: events are taken in batches and settle together at a checkpoint (outputs sent and flushed, then the changed states written, then the offsets acknowledged); `per-event`: each event's outputs are acknowledged before its state write (slower; kept for comparison).")
+    checkpoint_records: int = _env("CLV_CHECKPOINT_RECORDS", 1000, int, doc="Checkpoint after at most this many records (checkpointed live path).")
+    checkpoint_interval_ms: int = _env("CLV_CHECKPOINT_INTERVAL_MS", 100, int, doc="...or when this many milliseconds passed without the batch filling up: the bound on the latency a checkpoint adds.")
+    fetch_max_wait_ms: int = _env("CLV_FETCH_MAX_WAIT_MS", 100, int, doc="Longest wait of the worker's consumer for a fetch to fill (Faust hard-codes 1,500 ms; a parked fetch delays fresh records on some brokers).")
     # Topic provisioning (clvstream topics provision / check)
     input_retention_days: float = _env("CLV_INPUT_RETENTION_DAYS", -1.0, float, doc="Retention of the input topics; -1 keeps them forever, which `clvstream rebuild` needs to replay from the start.")
     output_retention_days: float = _env("CLV_OUTPUT_RETENTION_DAYS", 30.0, float, doc="Retention of segment changes and dead letters (-1: forever).")
@@ -121,6 +126,10 @@ class Settings:
         check_security(settings)
         if not 0 < settings.max_payload_bytes <= MAX_PAYLOAD_CEILING:
             raise ValueError(f"CLV_MAX_PAYLOAD_BYTES must be between 1 and {MAX_PAYLOAD_CEILING}")
+        if settings.live_path not in ("checkpointed", "per-event"):
+            raise ValueError(f"CLV_LIVE_PATH must be checkpointed or per-event, not {settings.live_path!r}")
+        if min(settings.checkpoint_records, settings.checkpoint_interval_ms, settings.fetch_max_wait_ms) <= 0:
+            raise ValueError("CLV_CHECKPOINT_RECORDS, CLV_CHECKPOINT_INTERVAL_MS and CLV_FETCH_MAX_WAIT_MS must be positive")
         if settings.model_time_unit not in ("days", "weeks"):
             raise ValueError(f"CLV_MODEL_TIME_UNIT must be days or weeks, not {settings.model_time_unit!r}")
         return settings

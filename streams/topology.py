@@ -15,8 +15,10 @@ from datetime import datetime, timezone
 from typing import Optional
 
 import faust
+from faust.types.enums import ProcessingGuarantee
 
 from .kafka.broker import faust_settings_for
+from .kafka.faust_private import in_event_context, set_fetch_max_wait
 from .kafka.partitioning import partition_for
 from .core.prediction import ModelScorer
 from .metrics import MODEL_INFO, PROCESSING_SECONDS, observe, set_population_source, watch_worker
@@ -24,7 +26,7 @@ from .models.params import ModelParameters
 from .core.aggregation import summary_dict
 from .core.snapshots import version_name
 from .ops.security import aiokafka_config, faust_credentials
-from .pipeline import DEAD_LETTER, POPULATION, REKEY, SEGMENT_CHANGES, Pipeline, Record
+from .pipeline import DEAD_LETTER, POPULATION, REKEY, SEGMENT_CHANGES, Pipeline, Record, StateCache
 from .population_wait import POPULATION_IDLE_TIMEOUT_S, WaitingRecords
 from .settings import Settings
 from .views import Population, SummarySource, register_views
@@ -102,44 +104,133 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         # The Java/kafka-python default partitioner: where a producer keyed by customer id puts it.
         return partition_for(key, settings.partitions)
 
+    def owned_inputs() -> set:
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic in inputs}
+
+    def record_of(event) -> Record:
+        m = event.message
+        return Record(m.topic, m.partition, m.offset, m.key, m.value,
+                      None if m.timestamp is None else round(m.timestamp * 1000))
+
+    async def per_event(event) -> None:
+        """One event settled on its own: outputs acknowledged, then the state written."""
+        record = record_of(event)
+        started = time.perf_counter()
+        try:
+            result = pipeline.handle(record, table.get)
+        except Exception as exc:  # a bug must not stop the partition: park the record, loudly
+            app.log.exception("processing failed at %s[%s]@%s", record.topic, record.partition, record.offset)
+            result = pipeline.failed(record, exc)
+        waiting.hold(event.message, result)
+        sent = [await outputs[role].send(key=key, value=value) for role, key, value in result.outputs]
+        if sent and result.writes:
+            # Outputs reach the broker before the state that records their cause: the state holds the
+            # event's offset, so after a kill -9 a recovered state makes the redelivered event a
+            # duplicate that emits nothing, and a change sent after the state write would be lost
+            # (measured: 1-2 of ~1,800 on both brokers; the producer gives no order across
+            # partitions). Waiting for these acks turns that into a possible duplicate instead,
+            # recognisable by (customer_id, sequence).
+            await asyncio.gather(*sent)
+        for key, value in result.writes.items():
+            table[key] = value
+        PROCESSING_SECONDS.observe(time.perf_counter() - started)
+        for done in result.processed():
+            observe(done)
+        await waiting.release(result)
+
+    output_names = {role: topic.get_topic_name() for role, topic in outputs.items()}
+    # At least once: straight to Faust's producer (its Topic.send wraps each record in future-message
+    # objects and sensor callbacks, about as costly as our core per output). Exactly once keeps
+    # Topic.send, which attaches the send to the partition's transaction.
+    direct_sends = app.conf.processing_guarantee != ProcessingGuarantee.EXACTLY_ONCE
+
+    async def send_output(role: str, key: bytes, value: bytes):
+        """Hand one output to the producer; returns the future of its acknowledgement."""
+        if direct_sends:
+            return await app.producer.send(output_names[role], key, value, None, None, None)
+        return await outputs[role].send(key=key, value=value)
+
+    async def stop_taking() -> None:
+        # Shutting down: Faust revokes the table partitions before it drains in-flight events,
+        # yet would still commit their offsets. Leave these events unacked (redelivered after the
+        # restart; updates are idempotent) and wait to be cancelled.
+        # Needs stream_wait_empty=False (see create_app), else shutdown waits for it.
+        await asyncio.Event().wait()
+
+    async def checkpoint(stream, events) -> None:
+        """A batch of events settled together (the Kafka Streams / Quix Streams commit order).
+
+        1. the pure core over the whole batch, customers decoded once (``Pipeline.handle_batch``);
+        2. every output sent without waiting, then all acknowledged together;
+        3. the changed states written to the table (RocksDB + changelog), each from an event of
+           its partition;
+        4. the events acknowledged: only now may Faust commit their offsets (its commit flushes
+           the producer, changelog included, before it commits).
+        A crash before 3 redelivers the batch: the same outputs again, same (customer_id, sequence).
+        A crash after 3 leaves states that make the redelivered events redeliveries (no output).
+        """
+        started = time.perf_counter()
+        records = [record_of(event) for event in events]
+        states = StateCache(table.get)
+        try:
+            results = pipeline.handle_batch(records, states)
+        except Exception:  # noqa: BLE001 - a bug in one record: redo the batch record by record
+            # The cache holds partly applied states and the pipeline's heaps and figures saw part of
+            # the batch: drop both (the table is untouched) and settle each event on its own, which
+            # parks the failing record as a processing error.
+            pipeline.rebuild(partition_of, table.items(), owned_inputs())
+            for event in events:
+                await per_event(event)
+            for event in events:
+                await stream.ack(event)
+            return
+        for event, result in zip(events, results):
+            waiting.hold(event.message, result)  # a record waiting for a population version stays unacked
+        sent = [await send_output(role, key, value) for result in results for role, key, value in result.outputs]
+        if sent:
+            await asyncio.gather(*sent)
+        if app.should_stop:
+            await stop_taking()
+        owned = owned_inputs()
+        last_event = {event.message.partition: event for event in events}
+        for partition, writes in states.settle_by_partition().items():
+            if partition not in owned:
+                continue  # revoked during the flush: its new owner redoes these events (same outputs)
+            with in_event_context(last_event[partition]):
+                for key, value in writes.items():
+                    table[key] = value
+        # No flush here: Faust's commit flushes its producer (these changelog records included) before it
+        # commits the offsets of acked events, so the records leave while the next batch is processed.
+        for event in events:
+            if event.message.partition in owned:
+                await stream.ack(event)
+        share = (time.perf_counter() - started) / len(events)  # the checkpoint's time, spread over its records
+        for result in results:
+            for done in result.processed():
+                PROCESSING_SECONDS.observe(share)
+                observe(done)
+            await waiting.release(result)  # released waiting records: their states are written now
+
     @app.agent(source, name="customer-events")
     async def customer_events(stream):
-        async for event in stream.events():
+        if settings.live_path == "per-event":
+            async for event in stream.events():
+                if app.should_stop:
+                    await stop_taking()
+                if pipeline.needs_rebuild:
+                    pipeline.rebuild(partition_of, table.items(), owned_inputs())
+                await per_event(event)
+            return
+        # A checkpoint puts up to one changelog record per record of the batch in Faust's producer buffer
+        # at once; past max_messages (100) Faust throttles the fetch side until it ebbs.
+        buffer = app.producer.buffer
+        buffer.max_messages = max(buffer.max_messages, 2 * settings.checkpoint_records)
+        async for events in stream.noack_take(settings.checkpoint_records, settings.checkpoint_interval_ms / 1000):
             if app.should_stop:
-                # Shutting down: Faust revokes the table partitions before it drains in-flight events,
-                # yet would still commit their offsets. Leave this event unacked (it is redelivered
-                # after the restart; updates are idempotent) and wait to be cancelled.
-                # Needs stream_wait_empty=False (see create_app), else shutdown waits for it.
-                await asyncio.Event().wait()
+                await stop_taking()
             if pipeline.needs_rebuild:
-                mine = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic in inputs}
-                pipeline.rebuild(partition_of, table.items(), mine)
-            m = event.message
-            started = time.perf_counter()
-            record = Record(m.topic, m.partition, m.offset, m.key, m.value,
-                            None if m.timestamp is None else round(m.timestamp * 1000))
-            try:
-                result = pipeline.handle(record, table.get)
-            except Exception as exc:  # a bug must not stop the partition: park the record, loudly
-                app.log.exception("processing failed at %s[%s]@%s", m.topic, m.partition, m.offset)
-                result = pipeline.failed(record, exc)
-            waiting.hold(m, result)
-            sent = [await outputs[role].send(key=key, value=value) for role, key, value in result.outputs]
-            if sent and result.writes:
-                # Outputs reach the broker before the state that records their cause: the state holds the
-                # event's offset, so after a kill -9 a recovered state makes the redelivered event a
-                # duplicate that emits nothing, and a change sent after the state write would be lost
-                # (measured: 1-2 of ~1,800 on both brokers; the producer gives no order across
-                # partitions). Waiting for these acks turns that into a possible duplicate instead,
-                # recognisable by (customer_id, sequence). Only events with outputs and a state write
-                # wait (segment changes, late events), not invalid or rekeyed ones.
-                await asyncio.gather(*sent)
-            for key, value in result.writes.items():
-                table[key] = value
-            PROCESSING_SECONDS.observe(time.perf_counter() - started)
-            for done in result.processed():
-                observe(done)
-            await waiting.release(result)
+                pipeline.rebuild(partition_of, table.items(), owned_inputs())
+            await checkpoint(stream, events)
 
     parameters_topic = app.topic(settings.topic_model_parameters, partitions=1, compacting=True,
                                  key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
@@ -286,4 +377,5 @@ def create_app(settings: Settings) -> faust.App:
     # Workarounds a test broker needs (e.g. one record per batch on tansu): see streams/kafka/broker.py.
     conf.update(faust_settings_for(settings.broker_profile, session_timeout=settings.session_timeout_s))
     conf.update(faust_credentials(settings))  # SASL/SSL from CLV_* (streams/ops/security.py)
+    set_fetch_max_wait(settings.fetch_max_wait_ms)
     return faust.App(settings.app_id, **conf)

@@ -177,9 +177,20 @@ class PopulationAggregate:
                 raise ValueError(f"removing a customer from empty segment {old.segment!r}")
             for i, (a, b) in enumerate(zip(old.figures, new.figures)):
                 totals[i] += b - a
-            for name, cents in sorted(set(old.metrics) - set(new.metrics)):
+            was, now = old.metrics, new.metrics
+            if was == now:
+                return True
+            if len(was) == len(now) and all(a[0] == b[0] for a, b in zip(was, now)):
+                # the same metrics (both sorted by name), some values moved: each histogram on its own
+                # (moves of different metrics commute, so this equals the set difference below)
+                for (name, a), (_, b) in zip(was, now):
+                    if a != b:
+                        self._move(name, a, -1)
+                        self._move(name, b, 1)
+                return True
+            for name, cents in sorted(set(was) - set(now)):
                 self._move(name, cents, -1)
-            for name, cents in sorted(set(new.metrics) - set(old.metrics)):
+            for name, cents in sorted(set(now) - set(was)):
                 self._move(name, cents, 1)
             return True
         if old is not None:

@@ -79,7 +79,8 @@ def dedup(changes: List[dict]):
     for c in changes:
         key = (c["customer_id"], c["sequence"])
         if key in first:
-            assert comparable(first[key]) == comparable(c), f"two different changes share {key}"
+            assert comparable(first[key]) == comparable(c), \
+                f"two different changes share {key}:\n{comparable(first[key])}\n{comparable(c)}"
             duplicates += 1
         else:
             first[key] = c

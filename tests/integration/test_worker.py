@@ -112,3 +112,36 @@ def test_restart_recovers_the_same_state(worker_env, keep_data_dir):
     changes = json_values(read_topic(settings.bootstrap, settings.topic_segment_changes,
                                      lambda rs: len(rs) >= len(want_changes), what="segment changes", config=client_config(settings)))
     assert sorted(map(comparable, changes)) == sorted(map(comparable, want_changes))
+
+
+@pytest.mark.parametrize("live_path", ["checkpointed", "per-event"])
+def test_live_paths_write_the_per_event_state_bytes_and_changes(any_broker, unique_topic_prefix, tmp_path,
+                                                                live_path):
+    """Both live paths over the same log: the changelog's latest value of every customer is byte for byte
+    the state the pure per-event pipeline computes (positions, review bookkeeping and population record
+    included), and the segment changes are the same events."""
+    from dataclasses import replace
+
+    from streams.kafka.read import read_to_end
+    from streams.topology import STATE_TABLE
+
+    bootstrap, kind = any_broker
+    settings = replace(make_settings(bootstrap, kind, unique_topic_prefix, tmp_path / "state"), live_path=live_path,
+                       checkpoint_records=200)
+    events = generated(seed=14, limit=2500, share_malformed=0.02, share_duplicates=0.03, share_out_of_order=0.03)
+    expected = Expected(settings, single_topic=True).feed(events)
+    worker = Worker(settings, tmp_path)
+    try:
+        worker.start()
+        send(settings, events, single_topic=True)
+        changes = json_values(read_topic(settings.bootstrap, settings.topic_segment_changes,
+                                         lambda rs: len(rs) >= len(expected.changes), what="segment changes",
+                                         config=client_config(settings)))
+        changelog_states(settings, lambda s: set(s) >= {k.decode() for k in expected.store} and all(
+            s[k.decode()].positions == expected.states[k.decode()].positions for k in expected.store))
+        topic = f"{settings.app_id}-{STATE_TABLE}-changelog"
+        latest = {r.key: r.value for r in read_to_end(settings.bootstrap, topic, **client_config(settings))}
+    finally:
+        worker.stop()
+    assert latest == expected.store
+    assert sorted(map(comparable, changes)) == sorted(map(comparable, expected.changes))
