@@ -138,7 +138,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             observe(done)
         await waiting.release(result)
 
-    output_names = {role: topic.get_topic_name() for role, topic in outputs.items()}
+    output_names: dict = {}  # role -> topic name, filled on first send (POPULATION joins ``outputs`` below)
     # At least once: straight to Faust's producer (its Topic.send wraps each record in future-message
     # objects and sensor callbacks, about as costly as our core per output). Exactly once keeps
     # Topic.send, which attaches the send to the partition's transaction.
@@ -147,7 +147,10 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     async def send_output(role: str, key: bytes, value: bytes):
         """Hand one output to the producer; returns the future of its acknowledgement."""
         if direct_sends:
-            return await app.producer.send(output_names[role], key, value, None, None, None)
+            name = output_names.get(role)
+            if name is None:
+                name = output_names[role] = outputs[role].get_topic_name()
+            return await app.producer.send(name, key, value, None, None, None)
         return await outputs[role].send(key=key, value=value)
 
     async def stop_taking() -> None:
