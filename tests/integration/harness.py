@@ -34,8 +34,10 @@ def free_port() -> int:
 
 def make_settings(bootstrap: str, broker_kind: str, prefix: str, data_dir: Path, partitions: int = 4) -> Settings:
     kind = "kafka" if broker_kind == "external" else broker_kind
-    # tansu holds JoinGroup for half the session timeout: keep it short; the mock needs >= 4 s.
-    session = BROKER_TRAITS[kind].loaded_session_timeout_s if kind in BROKER_TRAITS else 3.0
+    # Stand-ins: tansu holds JoinGroup for half the session timeout (keep it short), the mock
+    # needs >= 4 s.  Apache Kafka: the project's default (Settings.session_timeout_s).
+    session = (Settings().session_timeout_s if kind == "kafka"
+               else BROKER_TRAITS[kind].loaded_session_timeout_s)
     return replace(Settings(), broker=f"kafka://{bootstrap}", broker_kind=kind, app_id=f"{prefix}app",
                    data_dir=str(data_dir), partitions=partitions, session_timeout_s=session,
                    web_port=free_port(), topic_orders=f"{prefix}orders", topic_interactions=f"{prefix}interactions",
