@@ -330,7 +330,7 @@ def wait_for_counts(bootstrap: str, topic: str, want: dict, probe: FaustProbe, i
         assert probe.proc.poll() is None, f"Faust worker exited: {probe.tail()}"
         records = read_all(bootstrap, topic, 2, want=0, isolation_level=isolation_level, timeout=10)
         for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-            latest[json.loads(record.key)] = int(json.loads(record.value))
+            latest[record.key.decode()] = int(json.loads(record.value))  # keys raw, values json: Faust's defaults
         if latest == want:
             return latest
         time.sleep(0.5)
@@ -341,7 +341,8 @@ def produce_words(bootstrap: str, topic: str, words: list[str]) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     try:
         for word in words:
-            producer.send(topic, key=json.dumps(word).encode(), value=json.dumps(word).encode())  # Faust's json
+            # Faust's default serializers: raw keys, json values
+            producer.send(topic, key=word.encode(), value=json.dumps(word).encode())
         producer.flush(30)
     finally:
         producer.close(10)
@@ -376,6 +377,12 @@ def test_faust_worker_creates_its_topics_assigns_and_recovers_its_table(kafka_br
         assert (group["protocol_type"], group["protocol_data"]) == ("consumer", "faust"), group
         probe.stop()
         assert probe.proc.returncode is not None
+        in_changelog: dict = {}
+        for record in sorted(read_all(bootstrap, changelog, 2, want=0, isolation_level=isolation, timeout=10),
+                             key=lambda r: (r.partition, r.offset)):
+            if record.value is not None:
+                in_changelog[json.loads(record.key)] = json.loads(record.value)
+        assert in_changelog == dict(Counter(first)), "the changelog must hold what the table held at the stop"
         shutil.rmtree(tmp_path / "data")  # recovery from the changelog alone
         second = ["apple", "fig", "fig", "banana"]
         produce_words(bootstrap, prefix + "words", second)
