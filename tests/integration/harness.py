@@ -181,7 +181,8 @@ def ready_partitions(port: int) -> Optional[List[int]]:
 def stable_assignment(workers: List[Worker], partitions: int, timeout: float = 90.0) -> Dict[int, Worker]:
     """partition -> worker once every worker is ready and they own disjoint partitions covering all.
 
-    A worker that still holds nothing halfway through is restarted, once: the librdkafka mock
+    On the librdkafka mock only, a worker that still holds nothing halfway through is restarted,
+    once (a work-around of that stand-in, kept in its profile): the mock
     answers a follower's SyncGroup that arrives after the leader's with INVALID_REQUEST (a real
     broker returns the assignment), and in one CI run the follower then held no partition for
     minutes, and a worker without partitions never starts its timers and tasks (Faust starts them
@@ -196,7 +197,7 @@ def stable_assignment(workers: List[Worker], partitions: int, timeout: float = 9
                 and sum(len(ps) for ps in owned.values()) == partitions):
             return owners
         last = {w.settings.web_port: ps for w, ps in owned.items()}
-        if not restarted and time.monotonic() > restart_at:
+        if not restarted and time.monotonic() > restart_at and workers[0].settings.broker_kind == "rdkafka-mock":
             for worker, ps in owned.items():
                 if not ps:
                     print(f"worker on port {worker.settings.web_port} holds no partition: restarting it")

@@ -60,6 +60,11 @@ def test_provision_is_idempotent_and_check_reports_drift(ops_settings):
                                          {"cleanup.policy": "delete", "retention.ms": "1000"}),
                           ConfigResource(ConfigResourceType.TOPIC, changelog, {"cleanup.policy": "delete"})])
     client.close()
+    # Kafka (KRaft) applies AlterConfigs asynchronously: wait for the drift to be visible
+    deadline = time.monotonic() + 30
+    while topics.topic_configs(settings, [changelog])[changelog].get("cleanup.policy") != "delete" \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
     drifted = topics.check(settings)
     assert {(d.topic, d.what) for d in drifted.drifts} == {(settings.topic_orders, "retention.ms"),
                                                            (changelog, "cleanup.policy")}
