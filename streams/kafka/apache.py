@@ -31,6 +31,13 @@ tests only:
   consumer group so that members starting together join one rebalance; every test uses a fresh
   group, so it would add 3 s per test and per worker start.  Kafka's own example
   ``config/server.properties`` sets 0 for development and testing for the same reason.
+* ``log.retention.ms=-1`` (no time-based retention): records carry their event time as
+  CreateTime (streams/kafka/produce.py), and the generated test events are ~690 days old.  Kafka's
+  retention check (30 s after start, then every 5 minutes) deletes every segment whose newest
+  timestamp is older than ``log.retention.ms`` (7 days by default), active segment included:
+  measured, 100 such records produced to a new topic were gone 31 s after the broker started, and
+  integration tests lost their input and changelog mid-test.  Production topics replaying
+  historical events need the same thought (a retention longer than the oldest event's age).
 * ``share.coordinator.state.topic.*`` follow the node count (their default RF 3 cannot be
   met by one node).
 
@@ -301,6 +308,7 @@ class KafkaCluster:
                 "num.network.threads": 2,
                 "num.io.threads": 2,
                 "group.initial.rebalance.delay.ms": 0,  # see the module docstring
+                "log.retention.ms": -1,  # see the module docstring: generated events are ~2 years old
                 **self.extra_config,
             }
             node.config_path.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
