@@ -81,6 +81,7 @@ def test_single_node_starts_answers_and_stops_leaving_nothing():
         assert os.getpgid(pid) == pid != os.getpgid(0)  # own process group, as the embedded brokers
         config = node.config_path.read_text()
         assert "process.roles=broker,controller" in config and f"log.dirs={node.data_dir}" in config
+        assert "log.retention.ms=-1" in config  # generated events are ~2 years old (apache.py docstring)
         assert (node.data_dir / "meta.properties").is_file()  # formatted by kafka-storage
         ensure_topics(cluster.bootstrap, [TopicSpec("lifecycle", 3)])
         assert describe_topics(cluster.bootstrap, ["lifecycle", "absent"]) == {"lifecycle": 3}
@@ -110,8 +111,8 @@ def test_cluster_keeps_acknowledged_records_through_a_leader_kill_and_restart(ka
     try:
         (described,) = admin.describe_topics([topic])
         partition = described["partitions"][0]
-        assert sorted(partition["replicas"]) == [1, 2, 3]
-        leader = partition["leader"]
+        assert sorted(partition["replica_nodes"]) == [1, 2, 3]
+        leader = partition["leader_id"]
     finally:
         admin.close()
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=10**6, delivery_timeout_ms=120_000)
@@ -132,7 +133,7 @@ def test_cluster_keeps_acknowledged_records_through_a_leader_kill_and_restart(ka
     while time.monotonic() < deadline:  # the restarted node catches up from its own disk and the leader
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         try:
-            isr = admin.describe_topics([topic])[0]["partitions"][0]["isr"]
+            isr = admin.describe_topics([topic])[0]["partitions"][0]["isr_nodes"]
         finally:
             admin.close()
         if sorted(isr) == [1, 2, 3]:
