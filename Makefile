@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean kafka
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +15,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/clvstream demo $(ARGS)
 
+# The pinned Apache Kafka broker (deploy/kafka/pom.xml) the tests and the bench run on:
+# fetched once with Maven into var/kafka/<version>/lib; a no-op when already there.
+kafka: $(STAMP)
+	$(VENV)/bin/python -m streams.kafka.install
+
 # Exit code 5 (no tests collected) is a failure too.
-test: $(STAMP)
+test: $(STAMP) kafka
 	$(VENV)/bin/pytest $(ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) kafka
 	$(VENV)/bin/python bench/run.py $(ARGS)
 
 clean:

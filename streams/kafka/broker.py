@@ -139,6 +139,23 @@ BROKER_TRAITS: dict[str, BrokerTraits] = {
             "a group leader leaving mid-rebalance can wedge a kafka-python group",
         ),
     ),
+    # Apache Kafka itself (streams/kafka/apache.py launches the pinned version; an external cluster
+    # is the same kind).  The reference the stand-ins are measured against: no work-arounds.
+    "kafka": BrokerTraits(
+        kind="kafka",
+        exact_end_offsets_with_batching=True,
+        idempotent_producer=True,
+        transactions_honoured=True,
+        create_topics_api=True,
+        auto_create_partitions=1,  # num.partitions
+        join_group_delay="group.initial.rebalance.delay.ms for a new group (3 s; 0 on the test launcher)",
+        min_session_timeout_s=6.0,  # group.min.session.timeout.ms: shorter sessions are refused
+        bounded_partition_log_bytes=None,
+        notes=(
+            "Kafka 4 removed protocol versions older than 2.1's (KIP-896): clients must speak newer ones",
+            "session timeouts below group.min.session.timeout.ms (6 s) fail the JoinGroup",
+        ),
+    ),
     "rdkafka-mock": BrokerTraits(
         kind="rdkafka-mock",
         exact_end_offsets_with_batching=True,
@@ -166,8 +183,9 @@ BROKER_TRAITS: dict[str, BrokerTraits] = {
 def faust_settings_for(kind: str, *, session_timeout: float = 6.0) -> dict[str, Any]:
     """Faust ``App(...)`` setting overrides a broker kind needs.
 
-    ``kind`` is ``"tansu"``, ``"rdkafka-mock"`` or ``"external"`` (real Kafka:
-    no overrides).  Exactly-once is not provable on either embedded broker, so
+    ``kind`` is ``"tansu"``, ``"rdkafka-mock"``, ``"kafka"`` (Apache Kafka from
+    :mod:`streams.kafka.apache`) or ``"external"`` (a real Kafka elsewhere): no overrides
+    for the last two.  Exactly-once is not provable on either embedded broker, so
     both pin ``processing_guarantee="at_least_once"``.  The short session
     timeout matters on tansu (JoinGroup held for half of it) and makes worker
     start/failover fast on both.  The mock needs ``session_timeout`` >= 4 s
@@ -180,6 +198,9 @@ def faust_settings_for(kind: str, *, session_timeout: float = 6.0) -> dict[str, 
     minimum = BROKER_TRAITS[kind].min_session_timeout_s
     if session_timeout < minimum:
         raise ValueError(f"{kind} needs a session timeout of at least {minimum} s, not {session_timeout}")
+    if kind == "kafka":
+        # Real Kafka: Faust's own defaults (batching, guarantee) and the caller's session timeout.
+        return {}
     settings: dict[str, Any] = {
         "processing_guarantee": "at_least_once",
         "broker_session_timeout": float(session_timeout),
@@ -199,7 +220,7 @@ def kafka_python_config_for(kind: str) -> dict[str, Any]:
     """Extra kafka-python client config (producer/consumer/admin) for a broker kind."""
     if kind == "rdkafka-mock":
         return {"api_version": MOCK_KAFKA_PYTHON_API_VERSION}
-    if kind in ("tansu", "external"):
+    if kind in ("tansu", "kafka", "external"):
         return {}
     raise ValueError(f"unknown broker kind {kind!r}")
 

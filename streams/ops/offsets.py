@@ -61,6 +61,8 @@ def group_members(settings) -> List[str]:
         group = client.describe_groups([settings.app_id])[settings.app_id]
     finally:
         client.close()
+    if group.get("error") and "GroupIdNotFound" in group["error"]:
+        return []  # Kafka 4 answers an unknown group so (KIP-1043); older brokers: a "Dead" group, no members
     if group.get("error"):
         raise RuntimeError(f"describe group {settings.app_id}: {group['error']}")
     return [f"{m.get('client_id') or m.get('member_id')}@{(m.get('client_host') or '?').lstrip('/')}"

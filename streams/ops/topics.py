@@ -8,6 +8,7 @@ start; outputs (segment changes, dead letters) expire (CLV_OUTPUT_RETENTION_DAYS
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional
 
@@ -159,4 +160,20 @@ def provision(settings, dry_run: bool = False, specs: Optional[List[TopicSpec]] 
                                   for name, config in todo.alter.items()])
         finally:
             client.close()
+        _wait_configs_applied(settings, todo.alter)
     return todo
+
+
+def _wait_configs_applied(settings, wanted: Dict[str, Dict[str, str]], timeout: float = 30.0) -> None:
+    """Until DescribeConfigs shows ``wanted``: a KRaft broker answers AlterConfigs before its metadata
+    has the change (measured on Kafka 4.3: the old value for ~0.5 s), so a ``check`` right after a
+    ``provision`` would report the drift just fixed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = topic_configs(settings, list(wanted))
+        if all(current.get(name, {}).get(k) == str(v) for name, config in wanted.items() for k, v in config.items()):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topic configs not applied after {timeout:.0f} s: wanted {wanted}, broker has "
+                               f"{ {n: {k: current.get(n, {}).get(k) for k in c} for n, c in wanted.items()} }")
+        time.sleep(0.2)

