@@ -1,12 +1,18 @@
-"""The README's demo command: live output, clean stop on Ctrl-C, no process left behind."""
+"""The README's demo, the way a user sees it: in a terminal (tmux), stopped with Ctrl-C.
+
+The demo runs in a detached tmux session on a private server socket; the test reads the
+screen with capture-pane, presses Ctrl-C with send-keys and waits on conditions only.
+"""
 from __future__ import annotations
 
 import os
 import re
-import signal
+import shlex
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,41 +20,121 @@ from tests.integration.harness import free_port
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
+CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+STATUS = re.compile(r"^\[\d\d:\d\d\] sent [\d,]+ \([\d,]+/s\) \| (worker starting|worker joining its group|read [\d,]+.*, lag [\d,]+) \| "
+                    r"customers [\d,]+, first assessed [\d,]+ \| moves [\d,]+ \| dead letters \d+ \| at \S+")
+MOVE = re.compile(r"^\d{4}-\d{2}-\d{2}\s+cust-\d{6}\s+(HV|LV)/(HL|LL) -> (HV|LV)/(HL|LL)\s+"
+                  r"(value|loyalty|at risk)")
+
 
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # a zombie is gone for our purposes
-    with open(f"/proc/{pid}/stat") as f:
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is gone for our purposes
         return f.read().split()[2] != "Z"
 
 
-def test_demo_shows_segment_changes_and_stops_cleanly_on_ctrl_c(tmp_path):
-    env = {**os.environ, "CLV_WEB_PORT": str(free_port())}
-    proc = subprocess.Popen([sys.executable, "-m", "streams.app", "demo", "--customers", "300", "--rate", "300",
-                             "--fit-after", "8"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                            text=True)
-    lines, deadline = [], time.monotonic() + 150  # the fit retries every 20 s until it converges
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if "published" in line or time.monotonic() > deadline:
-                break
-        time.sleep(3)  # some changes scored by the fitted model
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    out = "".join(lines) + rest
-    assert proc.returncode == 0, out[-3000:]
-    pids = [int(p) for p in re.findall(r"\(pid (\d+)\)|worker\s+pid (\d+)", out) for p in p if p]
-    assert len(pids) == 2, out[:2000]  # broker and worker
-    changes = [l for l in out.splitlines() if re.match(r"\d{4}-\d{2}-\d{2}\s+cust-\d+", l)]
-    assert len(changes) > 50, out[-2000:]
-    assert any("predicted" in l for l in changes), "changes after the fit carry predicted CLV"
-    assert re.search(r"stopped: \d+ events sent, \d+ segment changes", out)
-    time.sleep(1)
-    assert not [p for p in pids if alive(p)], f"left behind: {pids}"
+class Terminal:
+    """One tmux session on its own server socket (never the user's tmux server)."""
+
+    def __init__(self, tmp: Path, command: str):
+        self.tmux = shutil.which("tmux")
+        self.socket = f"clvstream-test-{os.getpid()}"
+        conf = tmp / "tmux.conf"
+        conf.write_text("set -g history-limit 100000\nset -g remain-on-exit on\n")
+        self.run("-f", str(conf), "new-session", "-d", "-s", "demo", "-x", "200", "-y", "50", command)
+
+    def run(self, *args: str) -> str:
+        return subprocess.run([self.tmux, "-L", self.socket, *args], check=True, capture_output=True,
+                              text=True).stdout
+
+    def screen(self) -> list:
+        """Everything printed so far, wrapped lines joined, as a user scrolling back would read it."""
+        return self.run("capture-pane", "-p", "-J", "-S", "-", "-t", "demo").rstrip("\n").splitlines()
+
+    def exited(self):
+        """The demo's exit status once it has exited, else None (the pane stays: remain-on-exit)."""
+        dead, status, signal = self.run("display-message", "-p", "-t", "demo",
+                                        "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}").strip().split("|")
+        if dead != "1":
+            return None
+        if signal:
+            return -int(signal)
+        return int(status) if status else None  # tmux sets the status a moment after the pane dies
+
+    def wait_for(self, condition, timeout: float, what: str) -> list:
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.screen()
+            if condition(lines):
+                return lines
+            if self.exited() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{what}: not seen within {timeout:.0f} s; screen:\n" + "\n".join(lines[-60:]))
+            time.sleep(0.2)  # polling interval of the condition, not a wait for the demo
+
+    def close(self) -> None:
+        subprocess.run([self.tmux, "-L", self.socket, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def terminal_factory(tmp_path):
+    if shutil.which("tmux") is None:
+        if CI:
+            pytest.fail("tmux is not installed (Debian package `tmux`); CI must install it")
+        pytest.skip("tmux is not installed (Debian package `tmux`)")
+    made = []
+
+    def make(command: str) -> Terminal:
+        made.append(Terminal(tmp_path, command))
+        return made[-1]
+
+    yield make
+    for term in made:
+        term.close()
+
+
+def test_demo_in_a_terminal_shows_moves_and_status_and_stops_cleanly_on_ctrl_c(tmp_path, terminal_factory):
+    demo_tmp = tmp_path / "tmp"  # the demo's temp dir goes here: "nothing left behind" is checkable
+    demo_tmp.mkdir()
+    env = {"TMPDIR": str(demo_tmp), "CLV_WEB_PORT": str(free_port()), "PYTHONUNBUFFERED": "1"}
+    command = (f"cd {shlex.quote(str(ROOT))} && exec env {' '.join(f'{k}={shlex.quote(v)}' for k, v in env.items())} "
+               f"{shlex.quote(sys.executable)} -m streams.app demo --customers 300 --rate 300 --fit-after 8")
+    term = terminal_factory(command)
+
+    # the fit retries every 20 s until it converges; then the model scores the moves (P(alive) shown)
+    lines = term.wait_for(lambda ls: any("published" in l for l in ls)
+                          and sum(bool(STATUS.match(l)) for l in ls) >= 3
+                          and any(MOVE.match(l) and "P(alive)" in l for l in ls),
+                          timeout=180, what="a fitted model, 3 status lines and a move scored by the model")
+    assert any(l.startswith("worker ") and "/ui" in l for l in lines), "the demo prints the live page's URL"
+    pids = []
+    for l in lines:
+        m = re.match(r"^broker .*\(pid (\d+)\)", l) or re.match(r"^worker\s+pid (\d+)", l)
+        if m:
+            pids.append(int(m.group(1)))
+    assert len(pids) == 2, "\n".join(lines[:10])
+    moves = [l for l in lines if MOVE.match(l)]
+    assert moves and not any("first assessment" in l for l in lines), "first assessments are counted, not printed"
+    for line in lines:  # one writer: every line is a whole line of one kind
+        assert (STATUS.match(line) or MOVE.match(line) or re.match(r"^(broker|worker|generator|model) ", line)
+                or line.startswith("Moves that matter")), f"garbled or unexpected line: {line!r}"
+
+    term.run("send-keys", "-t", "demo", "C-c")
+    pressed = time.monotonic()
+    while term.exited() is None and time.monotonic() - pressed < 5.0:
+        time.sleep(0.05)
+    status = term.exited()
+    screen = term.screen()
+    assert status is not None, "still running 5 s after Ctrl-C:\n" + "\n".join(screen[-20:])
+    assert status == 0, "\n".join(screen[-30:])
+    tail = [l for l in screen if l.strip() and not l.startswith("Pane is dead")]
+    summary_at = max(i for i, l in enumerate(tail) if l.startswith("stopped after "))
+    assert re.match(r"stopped after \d+ s: [1-9]\d* events sent, [1-9]\d* segment changes, \d+ dead letters",
+                    tail[summary_at])
+    assert [l.split()[0] for l in tail[summary_at + 1:]] == ["customers", "moves", "dead", "segments"], \
+        "the summary comes last"
+    assert not list(demo_tmp.iterdir()), f"left behind: {list(demo_tmp.iterdir())}"
+    assert not [p for p in pids if alive(p)], f"processes left behind: {pids}"
