@@ -101,7 +101,8 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
     def _interrupt(signum, frame):  # Ctrl-C or kill: the loop ends within one poll, cleanup follows
         stop.set()
 
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Ctrl-C, kill, or the terminal closing (SIGHUP): finish the loop, then clean up below
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         broker = EmbeddedBroker("tansu", log_path=str(workdir / "broker.log")).start()
         settings = replace(Settings.from_env(), broker=f"kafka://{broker.bootstrap}", broker_kind="tansu",
