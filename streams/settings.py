@@ -48,7 +48,7 @@ class Settings:
     web_host: str = _env("CLV_WEB_HOST", "127.0.0.1", doc="Bind address of the worker's web server (metrics, API).")
     web_port: int = _env("CLV_WEB_PORT", 6066, int, doc="Port of the worker's web server.")
     web_advertised_url: str = _env("CLV_WEB_ADVERTISED_URL", "", doc="URL other workers use to reach this worker's web server (customer lookups are forwarded to the key's owner); empty: `http://<CLV_WEB_HOST or the host name>:<CLV_WEB_PORT>`.")
-    api_token: str = _env("CLV_API_TOKEN", "", doc="If set, `/customers/...` and `/segments` require `Authorization: Bearer <token>` (not `/metrics`, `/health`, `/ready`).")
+    api_token: str = _env("CLV_API_TOKEN", "", doc="If set, `/customers/...`, `/segments` and `/ui/data` require `Authorization: Bearer <token>` (not `/metrics`, `/health`, `/ready`, the `/ui` page itself).")
     topic_orders: str = _env("CLV_TOPIC_ORDERS", "clv.orders", doc="Orders and refunds (keyed by customer id).")
     topic_interactions: str = _env("CLV_TOPIC_INTERACTIONS", "clv.interactions", doc="Service contacts, complaints, NPS, CES, referrals, reviews.")
     topic_customers: str = _env("CLV_TOPIC_CUSTOMERS", "clv.customers", doc="Signups and profile updates.")
