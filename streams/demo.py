@@ -111,9 +111,8 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
         ensure_topics(broker.bootstrap, topic_specs(settings))
         say(f"broker    tansu on {broker.bootstrap} (pid {broker.pid})")
         worker = start_worker(settings, workdir / "worker.log")
-        base = f"http://127.0.0.1:{web_port}"
-        say(f"worker    pid {worker.pid}; live page {base}/ui, metrics {base}/metrics, "
-            f"API {base}/customers/<id> and {base}/segments")
+        say(f"worker    pid {worker.pid}, web server on port {web_port}")
+        say(f"live page http://127.0.0.1:{web_port}/ui   (also /customers/<id>, /segments, /metrics)")
         from .generator import EventGenerator, GeneratorConfig
 
         gen = EventGenerator(GeneratorConfig(seed=seed, customers=customers, share_duplicates=0.01,

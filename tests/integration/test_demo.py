@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -96,30 +97,38 @@ def terminal_factory(tmp_path):
         term.close()
 
 
-def test_demo_in_a_terminal_shows_moves_and_status_and_stops_cleanly_on_ctrl_c(tmp_path, terminal_factory):
-    demo_tmp = tmp_path / "tmp"  # the demo's temp dir goes here: "nothing left behind" is checkable
-    demo_tmp.mkdir()
+def demo_command(demo_tmp: Path, *args: str) -> str:
+    """The demo as a user starts it, its temp dir under ``demo_tmp`` so "nothing left behind" is checkable."""
     env = {"TMPDIR": str(demo_tmp), "CLV_WEB_PORT": str(free_port()), "PYTHONUNBUFFERED": "1"}
-    command = (f"cd {shlex.quote(str(ROOT))} && exec env {' '.join(f'{k}={shlex.quote(v)}' for k, v in env.items())} "
-               f"{shlex.quote(sys.executable)} -m streams.app demo --customers 300 --rate 300 --fit-after 8")
-    term = terminal_factory(command)
+    return (f"cd {shlex.quote(str(ROOT))} && exec env {' '.join(f'{k}={shlex.quote(v)}' for k, v in env.items())} "
+            f"{shlex.quote(sys.executable)} -m streams.app demo {' '.join(args)}")
+
+
+def child_pids(lines) -> list:
+    """The broker's and the worker's pid, as the demo prints them."""
+    found = (re.match(r"^broker .*\(pid (\d+)\)", l) or re.match(r"^worker\s+pid (\d+)", l) for l in lines)
+    return [int(m.group(1)) for m in found if m]
+
+
+def test_demo_in_a_terminal_shows_moves_and_status_and_stops_cleanly_on_ctrl_c(tmp_path, terminal_factory):
+    demo_tmp = tmp_path / "tmp"
+    demo_tmp.mkdir()
+    term = terminal_factory(demo_command(demo_tmp, "--customers 300 --rate 300 --fit-after 8"))
 
     # the fit retries every 20 s until it converges; then the model scores the moves (P(alive) shown)
     lines = term.wait_for(lambda ls: any("published" in l for l in ls)
                           and sum(bool(STATUS.match(l)) for l in ls) >= 3
                           and any(MOVE.match(l) and "P(alive)" in l for l in ls),
                           timeout=180, what="a fitted model, 3 status lines and a move scored by the model")
-    assert any(l.startswith("worker ") and "/ui" in l for l in lines), "the demo prints the live page's URL"
-    pids = []
-    for l in lines:
-        m = re.match(r"^broker .*\(pid (\d+)\)", l) or re.match(r"^worker\s+pid (\d+)", l)
-        if m:
-            pids.append(int(m.group(1)))
+    url = next(l.split()[2] for l in lines if re.match(r"live page http://127\.0\.0\.1:\d+/ui ", l))
+    with urllib.request.urlopen(url, timeout=10) as page:  # the URL the demo prints is the worker's page
+        assert page.status == 200 and b"<title>clvstream" in page.read()
+    pids = child_pids(lines)
     assert len(pids) == 2, "\n".join(lines[:10])
     moves = [l for l in lines if MOVE.match(l)]
     assert moves and not any("first assessment" in l for l in lines), "first assessments are counted, not printed"
     for line in lines:  # one writer: every line is a whole line of one kind
-        assert (STATUS.match(line) or MOVE.match(line) or re.match(r"^(broker|worker|generator|model) ", line)
+        assert (STATUS.match(line) or MOVE.match(line) or re.match(r"^(broker|worker|live page|generator|model) ", line)
                 or line.startswith("Moves that matter")), f"garbled or unexpected line: {line!r}"
 
     term.run("send-keys", "-t", "demo", "C-c")
@@ -130,11 +139,29 @@ def test_demo_in_a_terminal_shows_moves_and_status_and_stops_cleanly_on_ctrl_c(t
     screen = term.screen()
     assert status is not None, "still running 5 s after Ctrl-C:\n" + "\n".join(screen[-20:])
     assert status == 0, "\n".join(screen[-30:])
-    tail = [l for l in screen if l.strip() and not l.startswith("Pane is dead")]
+    # the terminal echoes Ctrl-C as "^C" at the start of the next line
+    tail = [l.removeprefix("^C") for l in screen if l.strip() and not l.startswith("Pane is dead")]
     summary_at = max(i for i, l in enumerate(tail) if l.startswith("stopped after "))
     assert re.match(r"stopped after \d+ s: [1-9]\d* events sent, [1-9]\d* segment changes, \d+ dead letters",
                     tail[summary_at])
     assert [l.split()[0] for l in tail[summary_at + 1:]] == ["customers", "moves", "dead", "segments"], \
         "the summary comes last"
+    assert not list(demo_tmp.iterdir()), f"left behind: {list(demo_tmp.iterdir())}"
+    assert not [p for p in pids if alive(p)], f"processes left behind: {pids}"
+
+
+def test_closing_the_terminal_stops_the_demo_and_leaves_nothing_behind(tmp_path, terminal_factory):
+    """The terminal window closed (SIGHUP) instead of Ctrl-C: the same cleanup, nobody to read a summary."""
+    demo_tmp = tmp_path / "tmp"
+    demo_tmp.mkdir()
+    term = terminal_factory(demo_command(demo_tmp, "--customers 100 --rate 100 --fit-after 0"))
+    lines = term.wait_for(lambda ls: any(STATUS.match(l) and " read " in l for l in ls), timeout=90,
+                          what="a status line from a running worker")
+    pids = child_pids(lines)
+    assert len(pids) == 2 and list(demo_tmp.iterdir())
+    term.run("kill-session", "-t", "demo")  # tmux hangs up the pane's process: SIGHUP
+    deadline = time.monotonic() + 10
+    while (list(demo_tmp.iterdir()) or any(alive(p) for p in pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not list(demo_tmp.iterdir()), f"left behind: {list(demo_tmp.iterdir())}"
     assert not [p for p in pids if alive(p)], f"processes left behind: {pids}"
