@@ -33,7 +33,7 @@ from .settings import Settings
 from .topology import STATE_TABLE, population_topic_name, redrive_topic_name, rekey_topic_name
 
 STATUS_EVERY_S = 3.0
-WORKER_STOP_GRACE_S = 1.0  # the demo's state is thrown away: no need to wait for a full Faust shutdown
+WORKER_STOP_GRACE_S = 0.5  # the demo's state is thrown away: no need to wait for a full Faust shutdown
 
 
 def topic_specs(settings: Settings) -> list:
@@ -136,6 +136,11 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
               workdir)
     finally:
         stop.set()  # reading has stopped; the generator stops at its next event, the fitter at its next step
+        if worker is not None and worker.poll() is None:
+            try:
+                os.killpg(worker.pid, signal.SIGTERM)  # the worker stops while the generator winds down
+            except ProcessLookupError:
+                pass
         if fitter is not None:
             fitter.cancel()
         if feeder is not None:
@@ -145,7 +150,7 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
         if worker is not None:
             stop_process(worker, timeout=WORKER_STOP_GRACE_S)
         if broker is not None:
-            broker.stop(timeout=1.0)
+            broker.stop(timeout=0.5)
         shutil.rmtree(workdir, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -222,7 +227,7 @@ def _tail(bootstrap, settings, tally, stop, duration, worker, lines, say, starte
             while not lines.empty():
                 say(lines.get())
             now = time.monotonic()
-            if now >= next_status:
+            if now >= next_status and not stop.is_set():
                 next_status = now + status_every
                 when, sent, worker_before = last
                 _, worker_now = figures.get("now", (None, None))
