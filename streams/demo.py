@@ -33,6 +33,9 @@ from .settings import Settings
 from .topology import STATE_TABLE, population_topic_name, redrive_topic_name, rekey_topic_name
 
 STATUS_EVERY_S = 3.0
+# A fit on a few weeks of history sees nobody drop out yet and calls recent buyers "at risk":
+# the demo waits for this much event time before fitting.
+MIN_FIT_HISTORY_DAYS = 90
 WORKER_STOP_GRACE_S = 0.5  # the demo's state is thrown away: no need to wait for a full Faust shutdown
 
 
@@ -126,11 +129,12 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
         say(f"generator {customers} customers sign up over the first 30 days of simulated time, then new ones "
             f"arrive and are referred; {rate:.0f} events/s")
         if fit_after:
-            fitter = threading.Timer(fit_after, _fit_in_background, (settings, stop, lines.put))
+            fitter = threading.Timer(fit_after, _fit_in_background,
+                                     (settings, stop, lines.put, lambda: tally.history_days()))
             fitter.daemon = True
             fitter.start()
-            say(f"model     BG/NBD + Gamma-Gamma fitted from the live state after {fit_after:.0f} s; "
-                f"until then predicted CLV is the formula")
+            say(f"model     BG/NBD + Gamma-Gamma fitted from the live state after {fit_after:.0f} s and "
+                f"{MIN_FIT_HISTORY_DAYS} days of history; until then predicted CLV is the formula")
         say("Moves that matter are printed as they happen, a status line every few seconds; Ctrl-C stops.")
         _tail(broker.bootstrap, settings, tally, stop, duration, worker, lines, say, started, status_every,
               workdir)
@@ -169,13 +173,17 @@ def _feed(prod, topics, events, rate, stop, tally) -> None:
             raise
 
 
-def _fit_in_background(settings: Settings, stop: threading.Event, say, retry_after: float = 20.0) -> None:
-    """Fit and publish; while there is too little history to converge, try again later.
+def _fit_in_background(settings: Settings, stop: threading.Event, say, history_days, retry_after: float = 20.0) -> None:
+    """Fit and publish once the engine has seen ``MIN_FIT_HISTORY_DAYS`` of event time; while there is too
+    little history to converge, try again later.
 
     The fit's multi-line report is condensed to one line per attempt for the screen.
     """
     from .commands import fit_and_publish
 
+    while history_days() < MIN_FIT_HISTORY_DAYS:
+        if stop.wait(1.0):
+            return
     while not stop.is_set():
         report = []
         try:
@@ -215,8 +223,10 @@ def _tail(bootstrap, settings, tally, stop, duration, worker, lines, say, starte
     last = (started, 0, None)  # (when, events sent, worker figures) at the previous status line
     try:
         while not stop.is_set():
-            for records in consumer.poll(timeout_ms=250, max_records=2000).values():
+            for records in consumer.poll(timeout_ms=250, max_records=500).values():
                 for msg in records:
+                    if stop.is_set():  # Ctrl-C: stop reading now, not after the batch
+                        break
                     doc = json.loads(msg.value)
                     if msg.topic == settings.topic_dead_letter:
                         tally.on_dead_letter(doc)

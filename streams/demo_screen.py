@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Mapping, Optional
 
 SHORT = {"High Value / High Loyalty": "HV/HL", "High Value / Low Loyalty": "HV/LL",
@@ -67,7 +68,8 @@ class DemoTally:
     moves: Counter = field(default_factory=Counter)
     dead_letters: Counter = field(default_factory=Counter)
     population: Counter = field(default_factory=Counter)
-    event_date: str = ""
+    event_date: str = ""  # the latest event date seen in a segment change
+    first_event_date: str = ""
 
     def on_sent(self, customer_id: str) -> None:
         self.sent += 1
@@ -80,6 +82,7 @@ class DemoTally:
         """Count a segment change; return the line to print for a move that matters, else None."""
         previous, segment = change["previous_segment"], change["segment"]
         self.event_date = max(self.event_date, change["event_time"][:10])
+        self.first_event_date = min(self.first_event_date or self.event_date, change["event_time"][:10])
         if previous is not None:
             self.population[previous] -= 1
         self.population[segment] += 1
@@ -90,6 +93,12 @@ class DemoTally:
         self.moves[kind] += 1
         return (f"{change['event_time'][:10]}  {change['customer_id']:>12}  {short(previous):>5} -> "
                 f"{short(segment):<5}  {kind:<12}  {decided_clv(change)}  {change['reason']}")
+
+    def history_days(self) -> int:
+        """Days of event time the engine has seen so far (from the segment changes)."""
+        if not self.first_event_date:
+            return 0
+        return (date.fromisoformat(self.event_date) - date.fromisoformat(self.first_event_date)).days
 
     def segments_text(self) -> str:
         counts = [(short(s), n) for s, n in sorted(self.population.items()) if n]

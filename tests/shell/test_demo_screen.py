@@ -75,3 +75,12 @@ def test_worker_figures_from_the_exposition():
             'clvstream_consumer_lag_records{topic="clv.orders",partition="0"} 5.0\n'
             'clvstream_consumer_lag_records{topic="clv.orders",partition="1"} 7.0\n')
     assert parse_worker_metrics(text) == WorkerFigures(processed=12.0, lag=12.0)
+
+
+def test_history_days_span_the_event_dates_seen():
+    tally = DemoTally(customers_at_start=1)
+    assert tally.history_days() == 0
+    tally.on_change(change(None, LV_LL, "first assessment", day="2025-02-01"))
+    tally.on_change(change(None, LV_LL, "first assessment", day="2025-01-01"))
+    tally.on_change(change(None, LV_LL, "first assessment", day="2025-04-01"))
+    assert tally.history_days() == 90
