@@ -34,8 +34,11 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is gone for our purposes
-        return f.read().split()[2] != "Z"
+    try:
+        with open(f"/proc/{pid}/stat") as f:  # a zombie is gone for our purposes
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 class Terminal:
@@ -75,6 +78,12 @@ class Terminal:
             if self.exited() is not None or time.monotonic() > deadline:
                 pytest.fail(f"{what}: not seen within {timeout:.0f} s; screen:\n" + "\n".join(lines[-60:]))
             time.sleep(0.2)  # polling interval of the condition, not a wait for the demo
+
+    def wait_for_exit(self, timeout: float):
+        deadline = time.monotonic() + timeout
+        while (status := self.exited()) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return status
 
     def close(self) -> None:
         subprocess.run([self.tmux, "-L", self.socket, "kill-server"], capture_output=True)
@@ -131,14 +140,21 @@ def test_demo_in_a_terminal_shows_moves_and_status_and_stops_cleanly_on_ctrl_c(t
         assert (STATUS.match(line) or MOVE.match(line) or re.match(r"^(broker|worker|live page|generator|model) ", line)
                 or line.startswith("Moves that matter")), f"garbled or unexpected line: {line!r}"
 
+    demo_pid = int(term.run("display-message", "-p", "-t", "demo", "#{pane_pid}"))
     term.run("send-keys", "-t", "demo", "C-c")
     pressed = time.monotonic()
-    while term.exited() is None and time.monotonic() - pressed < 5.0:
+    summary_seen = None  # when the summary appeared: tells a slow stop from a slow exit
+    while alive(demo_pid) and time.monotonic() - pressed < 5.0:
+        if summary_seen is None and any("stopped after " in l for l in term.screen()):
+            summary_seen = time.monotonic() - pressed
         time.sleep(0.05)
-    status = term.exited()
+    gone = not alive(demo_pid)
     screen = term.screen()
-    assert status is not None, "still running 5 s after Ctrl-C:\n" + "\n".join(screen[-20:])
+    assert gone, (f"still running 5 s after Ctrl-C (summary seen after "
+                  f"{'-' if summary_seen is None else f'{summary_seen:.1f} s'}):\n" + "\n".join(screen[-20:]))
+    status = term.wait_for_exit(timeout=10)  # tmux records the exit status when it reaps the process
     assert status == 0, "\n".join(screen[-30:])
+    screen = term.screen()
     # the terminal echoes Ctrl-C as "^C" at the start of the next line
     tail = [l.removeprefix("^C") for l in screen if l.strip() and not l.startswith("Pane is dead")]
     summary_at = max(i for i, l in enumerate(tail) if l.startswith("stopped after "))
