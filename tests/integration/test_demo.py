@@ -5,6 +5,7 @@ screen with capture-pane, presses Ctrl-C with send-keys and waits on conditions 
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
@@ -41,19 +42,23 @@ def alive(pid: int) -> bool:
         return False
 
 
+SERVERS = itertools.count()
+
+
 class Terminal:
     """One tmux session on its own server socket (never the user's tmux server)."""
 
     def __init__(self, tmp: Path, command: str):
         self.tmux = shutil.which("tmux")
-        self.socket = f"clvstream-test-{os.getpid()}"
+        self.socket = f"clvstream-test-{os.getpid()}-{next(SERVERS)}"  # a fresh tmux server per terminal
         conf = tmp / "tmux.conf"
         conf.write_text("set -g history-limit 100000\nset -g remain-on-exit on\n")
         self.run("-f", str(conf), "new-session", "-d", "-s", "demo", "-x", "200", "-y", "50", command)
 
     def run(self, *args: str) -> str:
-        return subprocess.run([self.tmux, "-L", self.socket, *args], check=True, capture_output=True,
-                              text=True).stdout
+        done = subprocess.run([self.tmux, "-L", self.socket, *args], capture_output=True, text=True)
+        assert done.returncode == 0, f"tmux {' '.join(args[:2])}: {done.stderr.strip()}"
+        return done.stdout
 
     def screen(self) -> list:
         """Everything printed so far, wrapped lines joined, as a user scrolling back would read it."""
