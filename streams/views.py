@@ -13,7 +13,8 @@
 With ``CLV_API_TOKEN`` set, /customers, /segments and /ui/data need ``Authorization: Bearer <token>``
 (the page asks for it); /ui and its assets carry no data and stay open.
 Errors are JSON ``{"error": ...}``: 400 malformed id, 401 missing or wrong token, 404 unknown
-customer, 503 not ready or no summary yet.
+customer, 503 not ready or no summary yet; and (``web_errors``) 404 no such path, 405 method not
+allowed, 414 URL too long, 431 header too large, 400 malformed request, 500 internal error.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from .core.population import PopulationSummary
 from .live_page import SAMPLE_EVERY_S, History, asset, page_document
 from .lookup import customer_document, summary_document, valid_customer_id
 from .metrics import SEGMENT_TRANSITIONS, WORKER, exposition, worker_status
+from .web_errors import install as json_errors_everywhere
 
 SummarySource = Callable[[], Optional[PopulationSummary]]
 
@@ -46,6 +48,7 @@ class Population:
 def register_views(app: faust.App, table, pipeline, api_token: str = "",
                    population: Optional[Population] = None) -> Population:
     population = population or Population()
+    json_errors_everywhere(app.web.web_app)
 
     def denied(view: View, request: Request) -> Optional[Response]:
         if not api_token:
