@@ -46,17 +46,18 @@ SERVERS = itertools.count()
 
 
 class Terminal:
-    """One tmux session on its own server socket (never the user's tmux server)."""
+    """One tmux session on its own server (never the user's tmux server)."""
 
     def __init__(self, tmp: Path, command: str):
         self.tmux = shutil.which("tmux")
-        self.socket = f"clvstream-test-{os.getpid()}-{next(SERVERS)}"  # a fresh tmux server per terminal
+        # a fresh tmux server per terminal, its socket in the test's temp dir (nothing left in /tmp/tmux-*)
+        self.socket = str(tmp / f"tmux-{next(SERVERS)}.sock")
         conf = tmp / "tmux.conf"
         conf.write_text("set -g history-limit 100000\nset -g remain-on-exit on\n")
         self.run("-f", str(conf), "new-session", "-d", "-s", "demo", "-x", "200", "-y", "50", command)
 
     def run(self, *args: str) -> str:
-        done = subprocess.run([self.tmux, "-L", self.socket, *args], capture_output=True, text=True)
+        done = subprocess.run([self.tmux, "-S", self.socket, *args], capture_output=True, text=True)
         assert done.returncode == 0, f"tmux {' '.join(args[:2])}: {done.stderr.strip()}"
         return done.stdout
 
@@ -91,7 +92,7 @@ class Terminal:
         return status
 
     def close(self) -> None:
-        subprocess.run([self.tmux, "-L", self.socket, "kill-server"], capture_output=True)
+        subprocess.run([self.tmux, "-S", self.socket, "kill-server"], capture_output=True)
 
 
 @pytest.fixture
