@@ -151,10 +151,17 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
             feeder.join(1.0)
         if prod is not None:
             prod.close(timeout=0)  # unsent demo traffic is of no use to anyone
+        # SIGKILLed but not reaped yet on a very busy machine: go on, they cannot outlive us (PDEATHSIG)
         if worker is not None:
-            stop_process(worker, timeout=WORKER_STOP_GRACE_S)
+            try:
+                stop_process(worker, timeout=WORKER_STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                pass
         if broker is not None:
-            broker.stop(timeout=0.5)
+            try:
+                broker.stop(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
         shutil.rmtree(workdir, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -83,7 +83,7 @@ class Terminal:
                 return lines
             if self.exited() is not None or time.monotonic() > deadline:
                 pytest.fail(f"{what}: not seen within {timeout:.0f} s; screen:\n" + "\n".join(lines[-60:]))
-            time.sleep(0.2)  # polling interval of the condition, not a wait for the demo
+            time.sleep(0.5)  # polling interval of the condition, not a wait for the demo
 
     def wait_for_exit(self, timeout: float):
         deadline = time.monotonic() + timeout
