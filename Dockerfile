@@ -4,7 +4,7 @@
 #   docker run --rm -p 6066:6066 -e CLV_BROKER=kafka://broker:9092 clvstream:local            # a worker
 #   docker run --rm clvstream:local show-settings                                             # any CLI command
 #
-# Every setting is a CLV_* environment variable (README, Configuration). The image
+# Every setting is a CLV_* environment variable (docs/configuration.md). The image
 # binds the web server (/metrics, /health) to all interfaces on CLV_WEB_PORT (6066)
 # and keeps RocksDB state in CLV_DATA_DIR=/var/lib/clvstream: mount a volume there.
 FROM python:3.11-slim

@@ -1,5 +1,5 @@
 """All configuration, read from environment variables (Faust convention: every
-setting is also an env var). The README's configuration table is generated from
+setting is also an env var). The configuration table in docs/configuration.md is generated from
 ``SETTINGS`` below (``clvstream settings`` prints it), so code and docs agree.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ MAX_PAYLOAD_CEILING = 1024 * 1024
 class Settings:
     # Kafka and Faust
     broker: str = _env("CLV_BROKER", "kafka://127.0.0.1:9092", doc="Kafka bootstrap URL(s), Faust syntax (`kafka://host:port;host2:port`).")
-    broker_kind: str = _env("CLV_BROKER_KIND", "kafka", doc="`kafka` (Apache Kafka), `tansu` or `rdkafka-mock`: applies the workarounds a test broker needs (see README, Brokers).")
+    broker_kind: str = _env("CLV_BROKER_KIND", "kafka", doc="`kafka` (Apache Kafka), `tansu` or `rdkafka-mock`: applies the workarounds a test broker needs (see docs/brokers.md).")
     app_id: str = _env("CLV_APP_ID", "clvstream", doc="Faust application id: consumer group and prefix of internal topics. A what-if replay uses another id.")
     data_dir: str = _env("CLV_DATA_DIR", "./var/clvstream", doc="Local state (RocksDB) directory.")
     store: str = _env("CLV_STORE", "rocksdb://", doc="Table store: `rocksdb://` (rocksdict) or `memory://`.")
@@ -48,7 +48,7 @@ class Settings:
     web_host: str = _env("CLV_WEB_HOST", "127.0.0.1", doc="Bind address of the worker's web server (metrics, API).")
     web_port: int = _env("CLV_WEB_PORT", 6066, int, doc="Port of the worker's web server.")
     web_advertised_url: str = _env("CLV_WEB_ADVERTISED_URL", "", doc="URL other workers use to reach this worker's web server (customer lookups are forwarded to the key's owner); empty: `http://<CLV_WEB_HOST or the host name>:<CLV_WEB_PORT>`.")
-    api_token: str = _env("CLV_API_TOKEN", "", doc="If set, `/customers/...` and `/segments` require `Authorization: Bearer <token>` (not `/metrics`, `/health`, `/ready`).")
+    api_token: str = _env("CLV_API_TOKEN", "", doc="If set, `/customers/...`, `/segments` and `/ui/data` require `Authorization: Bearer <token>` (not `/metrics`, `/health`, `/ready`, the `/ui` page itself).")
     topic_orders: str = _env("CLV_TOPIC_ORDERS", "clv.orders", doc="Orders and refunds (keyed by customer id).")
     topic_interactions: str = _env("CLV_TOPIC_INTERACTIONS", "clv.interactions", doc="Service contacts, complaints, NPS, CES, referrals, reviews.")
     topic_customers: str = _env("CLV_TOPIC_CUSTOMERS", "clv.customers", doc="Signups and profile updates.")
@@ -93,7 +93,7 @@ class Settings:
     discount_rate: float = _env("CLV_DISCOUNT_RATE", 0.10, float, doc="Annual discount rate of predicted CLV.")
     at_risk_p_alive: float = _env("CLV_AT_RISK_P_ALIVE", 0.5, float, doc="A customer whose P(alive) falls below this is at risk of churn (low loyalty).")
     # Segmentation policy
-    policy_file: str = _env("CLV_POLICY_FILE", "", doc="Segmentation policy file (YAML: matrix, criteria or rfm; see README, Segmentation policies). Empty: the value x loyalty matrix from the settings below.")
+    policy_file: str = _env("CLV_POLICY_FILE", "", doc="Segmentation policy file (YAML: matrix, criteria or rfm; see docs/policies.md). Empty: the value x loyalty matrix from the settings below.")
     # Value x loyalty matrix (the default policy)
     value_metric: str = _env("CLV_VALUE_METRIC", "formula", doc="CLV figure for the value axis: formula, predicted, historical_margin, historical_revenue.")
     high_value_threshold: float = _env("CLV_HIGH_VALUE_THRESHOLD", 500.0, float, doc="High value at or above this CLV.")

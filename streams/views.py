@@ -7,8 +7,11 @@
     GET /customers/{customer_id}    one customer: state, CLV forms, segment, reason, service level;
                                     answered by the worker that owns the key (``table_route``)
     GET /segments                   the population summary per segment (counts, shares, churn, NPS, CES, Pareto)
+    GET /ui                         the live page: charts and a customer lookup (HTML and assets, no data)
+    GET /ui/data                    what the page draws (``streams.live_page``)
 
-With ``CLV_API_TOKEN`` set, /customers and /segments need ``Authorization: Bearer <token>``.
+With ``CLV_API_TOKEN`` set, /customers, /segments and /ui/data need ``Authorization: Bearer <token>``
+(the page asks for it); /ui and its assets carry no data and stay open.
 Errors are JSON ``{"error": ...}``: 400 malformed id, 401 missing or wrong token, 404 unknown
 customer, 503 not ready or no summary yet; and (``web_errors``) 404 no such path, 405 method not
 allowed, 414 URL too long, 431 header too large, 400 malformed request, 500 internal error.
@@ -16,6 +19,7 @@ allowed, 414 URL too long, 431 header too large, 400 malformed request, 500 inte
 from __future__ import annotations
 
 import hmac
+import time
 from typing import Callable, Optional
 
 import faust
@@ -23,8 +27,9 @@ from faust.web import Request, Response, View
 
 from .core import codec
 from .core.population import PopulationSummary
+from .live_page import SAMPLE_EVERY_S, History, asset, page_document
 from .lookup import customer_document, summary_document, valid_customer_id
-from .metrics import exposition, worker_status
+from .metrics import SEGMENT_TRANSITIONS, WORKER, exposition, worker_status
 from .web_errors import install as json_errors_everywhere
 
 SummarySource = Callable[[], Optional[PopulationSummary]]
@@ -104,4 +109,50 @@ def register_views(app: faust.App, table, pipeline, api_token: str = "",
                 return self.error(503, "population summary not available yet")
             return self.json(summary_document(summary))
 
+    register_live_page(app, pipeline, population, denied)
     return population
+
+
+def consumer_lag() -> Optional[float]:
+    """Records this worker still has to read on its input partitions (as the lag metric); None unassigned."""
+    lag_family = WORKER.collect()[0]
+    return sum(s.value for s in lag_family.samples) if lag_family.samples else None
+
+
+def transitions() -> list:
+    """(from, to, count) of the segment changes this worker emitted since it started."""
+    return [(s.labels["from_segment"], s.labels["to_segment"], s.value)
+            for family in SEGMENT_TRANSITIONS.collect() for s in family.samples if s.name.endswith("_total")]
+
+
+def register_live_page(app: faust.App, pipeline, population: Population, denied) -> History:
+    """/ui, its assets and /ui/data; a timer samples the figures for the charts over time."""
+    history = History()
+
+    @app.timer(interval=SAMPLE_EVERY_S)
+    async def sample_live_page():
+        history.sample(int(time.time() * 1000), population.summary(), consumer_lag())
+
+    @app.page("/ui")
+    async def page(web, request):
+        body, content_type = asset("index.html")
+        return web.bytes(body, content_type=content_type)
+
+    @app.page("/ui/assets/{name}")
+    class Asset(View):
+        async def get(self, request: Request, name: str) -> Response:
+            found = asset(name)
+            if found is None:
+                return self.error(404, "no such asset")
+            return self.bytes(found[0], content_type=found[1])
+
+    @app.page("/ui/data")
+    class PageData(View):
+        async def get(self, request: Request) -> Response:
+            refused = denied(self, request)
+            if refused is not None:
+                return refused
+            return self.json(page_document(history, population.summary(), pipeline.population, transitions(),
+                                           consumer_lag(), worker_status(app)))
+
+    return history

@@ -1,6 +1,6 @@
 """`clvstream rebuild` then a replay of the same merged input log gives the same state and the
 same sequence of segment changes, marked ``"replay": true`` (CLV_REPLAY) so downstream
-consumers can tell them from live ones (README, Operations: replayed changes are marked,
+consumers can tell them from live ones (docs/operations.md: replayed changes are marked,
 not suppressed)."""
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ import pytest
 
 from streams.settings import Settings, settings_table
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONFIGURATION_DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def test_env_overrides_and_engine_config():
@@ -27,8 +27,9 @@ def test_bad_settings_fail_at_start_up(env, message):
         Settings.from_env(env)
 
 
-def test_readme_documents_every_setting():
-    assert settings_table() in README.read_text(), "README's configuration table is stale: paste `clvstream show-settings`"
+def test_docs_document_every_setting():
+    assert settings_table() in CONFIGURATION_DOC.read_text(), \
+        "docs/configuration.md's table is stale: paste `clvstream show-settings --defaults`"
 
 
 def test_child_env_round_trips():
