@@ -21,30 +21,14 @@ from typing import Optional
 
 from kafka import KafkaConsumer
 
-from .kafka.admin import TopicSpec, ensure_topics
+from .kafka.admin import ensure_topics
 from .kafka.broker import EmbeddedBroker
 from .kafka.produce import producer, send_events
 from .settings import Settings
-from .topology import STATE_TABLE, population_topic_name, redrive_topic_name, rekey_topic_name
+from .topics import topic_specs  # noqa: F401  (also imported from here by tests and tools)
 
 SHORT = {"High Value / High Loyalty": "HV/HL", "High Value / Low Loyalty": "HV/LL",
          "Low Value / High Loyalty": "LV/HL", "Low Value / Low Loyalty": "LV/LL"}
-
-
-def topic_specs(settings: Settings) -> list:
-    """Every topic the engine uses, internal ones included: brokers without CreateTopics
-    (the librdkafka mock) and locked-down clusters need them provisioned up front."""
-    p = settings.partitions
-    specs = [TopicSpec(f"{settings.app_id}-{STATE_TABLE}-changelog", p, config={"cleanup.policy": "compact"}),
-            TopicSpec(f"{settings.app_id}-__assignor-__leader", 1),
-            TopicSpec(settings.topic_orders, p), TopicSpec(settings.topic_interactions, p),
-            TopicSpec(settings.topic_customers, p), TopicSpec(rekey_topic_name(settings), p),
-            TopicSpec(redrive_topic_name(settings), p),
-            TopicSpec(settings.topic_segment_changes, p), TopicSpec(settings.topic_dead_letter, p),
-            TopicSpec(settings.topic_model_parameters, 1, config={"cleanup.policy": "compact"}),
-            TopicSpec(population_topic_name(settings), 1, config={"cleanup.policy": "compact"})]
-    # the three inputs may be one merged topic: list each topic once
-    return list({spec.name: spec for spec in specs}.values())
 
 
 def start_worker(settings: Settings, log_path: Path, extra_env: Optional[dict] = None) -> subprocess.Popen:
@@ -138,7 +122,7 @@ def run(customers: int = 2000, rate: float = 500.0, partitions: int = 4, duratio
 
 def _fit_in_background(settings: Settings, stop: threading.Event, out, retry_after: float = 20.0) -> None:
     """Fit and publish; while there is too little history to converge, try again later."""
-    from .commands import fit_and_publish
+    from .ops.fit import fit_and_publish
 
     while not stop.is_set():
         try:
