@@ -71,9 +71,12 @@ async def replay(self, from_timestamp, to_earliest: bool, offset, dry_run: bool,
     option("--wait", type=float, default=10.0, help="Seconds to wait for stopping workers to leave the group."),
     option("--force", is_flag=True, default=False,
            help="Skip the stopped-group check (every worker is known to be stopped; the broker lists a killed one)."),
+    option("--bulk/--by-workers", default=True,
+           help="Rebuild the state here in batches (default), or leave the replay to the workers."),
+    option("--progress/--no-progress", default=True, help="Progress bar with rate and ETA (bulk)."),
 )
-async def rebuild(self, dry_run: bool, wait: float, force: bool) -> None:
-    """Start over from the input log: wipe local state and changelogs, reset the group to the earliest."""
+async def rebuild(self, dry_run: bool, wait: float, force: bool, bulk: bool, progress: bool) -> None:
+    """Start over from the input log: wipe local state and changelogs, reset the group, rebuild the state."""
     from .ops.offsets import GroupActive, rebuild as run_rebuild
 
     try:
@@ -81,7 +84,13 @@ async def rebuild(self, dry_run: bool, wait: float, force: bool) -> None:
     except GroupActive as exc:
         _fail(f"refused: {exc}")
     print("\n".join(result.lines(dry_run)))
-    if not dry_run:
+    if bulk and not dry_run:
+        from .bulk.run import run_bulk_and_commit
+
+        report = await run_bulk_and_commit(settings, progress=progress)
+        print("\n".join(report.lines()))
+        print("start the workers: they restore the rebuilt state from the changelog and go on from there")
+    elif not dry_run:
         print("start the workers (CLV_REPLAY=true marks the replayed segment changes); "
               "`clvstream lag --follow` shows the catch-up")
 
