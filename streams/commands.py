@@ -1,6 +1,8 @@
 """Custom CLI commands (registered on the Faust app)."""
 from __future__ import annotations
 
+import os
+
 import click
 from faust.cli import option
 
@@ -93,6 +95,21 @@ async def rebuild(self, dry_run: bool, wait: float, force: bool, bulk: bool, pro
     elif not dry_run:
         print("start the workers (CLV_REPLAY=true marks the replayed segment changes); "
               "`clvstream lag --follow` shows the catch-up")
+
+
+@app.command(
+    option("--processes", type=int, default=os.cpu_count() or 1, show_default=True,
+           help="Worker processes on this machine (one per core), sharing the partitions."),
+    option("--loglevel", "log_level", default="warn", help="Log level of each worker."),
+    option("--log-dir", type=click.Path(file_okay=False), default=None,
+           help="Write worker-p<i>.log files here (default: this terminal)."),
+)
+async def workers(self, processes: int, log_level: str, log_dir) -> None:
+    """Run N live workers on this machine, each with its own data dir (<dir>/p<i>) and web port (+i)."""
+    from .processes import run as run_processes
+
+    # In the foreground, like the demo: Ctrl-C and SIGTERM reach this process, which stops them all.
+    raise SystemExit(run_processes(settings, processes, log_level, log_dir))
 
 
 @app.command(
