@@ -113,6 +113,19 @@ async def workers(self, processes: int, log_level: str, log_dir) -> None:
 
 
 @app.command(
+    option("--partition", "partitions", type=int, multiple=True,
+           help="Only this partition (repeatable; default: every partition)."),
+    option("--progress/--no-progress", default=True, help="Progress bar with rate and ETA."),
+)
+async def restore(self, partitions, progress: bool) -> None:
+    """Fill this machine's local state store from the changelog in bulk, before starting a worker on it."""
+    from .bulk.restore import restore as run_restore
+
+    report = await run_restore(settings, partitions or None, progress=progress)
+    print(report.line())
+
+
+@app.command(
     option("--follow", is_flag=True, default=False, help="Progress bar (rate, ETA) until the group caught up."),
     option("--timeout", type=float, default=None, help="Stop following after this many seconds."),
 )
