@@ -34,8 +34,8 @@ from streams.settings import Settings  # noqa: E402
 from streams.topics import state_changelog_topic, topic_specs  # noqa: E402
 
 
-def settings_for(bootstrap: str, kind: str, partitions: int) -> Settings:
-    prefix = f"bulk{uuid.uuid4().hex[:6]}."
+def settings_for(bootstrap: str, kind: str, partitions: int, prefix: str = "") -> Settings:
+    prefix = prefix or f"bulk{uuid.uuid4().hex[:6]}."
     return replace(Settings(), broker=f"kafka://{bootstrap}", broker_kind=kind, app_id=f"{prefix}app",
                    partitions=partitions, topic_orders=f"{prefix}orders", topic_interactions=f"{prefix}interactions",
                    topic_customers=f"{prefix}customers", topic_segment_changes=f"{prefix}segment-changes",
@@ -61,8 +61,8 @@ async def produce(settings: Settings, events) -> int:
     return n
 
 
-async def raw_read(settings: Settings, topics, expected: int) -> float:
-    """Seconds for an aiokafka consumer to read ``expected`` records of ``topics`` (getmany)."""
+async def raw_read(settings: Settings, topics, expected: int = 0) -> float:
+    """Seconds for an aiokafka consumer to read ``topics`` to their end offsets (getmany)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
@@ -73,10 +73,12 @@ async def raw_read(settings: Settings, topics, expected: int) -> float:
         tps = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        started, n = time.perf_counter(), 0
-        while n < expected:
-            batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
-            n += sum(len(v) for v in batch.values())
+        ends = await consumer.end_offsets(tps)
+        started = time.perf_counter()
+        pending = {tp for tp in tps if ends[tp] > 0}
+        while pending:  # end offsets, not a record count: a count that is never reached hangs
+            await consumer.getmany(*pending, timeout_ms=500, max_records=20_000)
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
         return time.perf_counter() - started
     finally:
         await consumer.stop()
@@ -143,7 +145,8 @@ def main(argv=None) -> int:
         print(f"changelog raw read {report.changelog_records / raw_cl:,.0f} records/s ({raw_cl:.1f} s)")
         if prof:
             pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
-        print(f"settings  {settings.app_id} (topics kept on the broker for a restore measurement)")
+        print(f"settings  {settings.app_id} (topics kept on the broker: bench/restore.py --prefix "
+              f"{settings.app_id[:-3]})")
     finally:
         if broker is not None:
             broker.stop()
