@@ -1,29 +1,14 @@
-"""The Faust application and the one CLI entry point (``clvstream ...``).
+"""The one CLI entry point (``clvstream ...``, also ``python -m streams.app ...``).
 
-``clvstream worker`` runs a worker; custom commands (demo, generate, ...) are
-registered with ``@app.command`` in ``commands.py``.
+``clvstream worker`` runs a live worker (the Faust app of ``worker.py``); the custom
+commands (demo, rebuild, topics, ...) are registered with ``@app.command`` in
+``commands.py``. Importing them here, not in ``worker.py``, keeps the worker free of
+the CLI: no import circle app -> commands -> app.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from .kafka.flow_control import keep_events_on_redundant_resume
-from .kafka.group_leave import leave_group_at_generation_zero
-from .settings import Settings
-from .topology import build_topology, create_app
-
-# A stopped worker must leave its group at once (tansu's first generation is 0, which aiokafka
-# does not leave from): the ops tools refuse to reset a group that still lists members.
-leave_group_at_generation_zero()
-# Faust's recovery resumes its flow twice and the second resume drops events already fetched
-# (lost, the consumer is past them): see streams/kafka/flow_control.py.
-keep_events_on_redundant_resume()
-settings = Settings.from_env()
-Path(settings.data_dir).parent.mkdir(parents=True, exist_ok=True)  # Faust needs the parent to exist
-app = create_app(settings)
-topology = build_topology(app, settings)
-
-from . import commands  # noqa: E402,F401  (registers @app.command functions)
+from .worker import app, settings, topology  # noqa: F401  (importable from here, as before)
+from . import commands  # noqa: F401  (registers the @app.command functions)
 
 
 def main() -> None:

@@ -1,11 +1,15 @@
 """Custom CLI commands (registered on the Faust app)."""
 from __future__ import annotations
 
-from .app import app, settings
+import os
+
 import click
 from faust.cli import option
 
+from .ops.fit import fit_and_publish
 from .settings import settings_table, settings_values
+from .topics import state_changelog_topic  # noqa: F401  (importable from here, as before)
+from .worker import app, settings
 
 
 @app.command(
@@ -69,9 +73,12 @@ async def replay(self, from_timestamp, to_earliest: bool, offset, dry_run: bool,
     option("--wait", type=float, default=10.0, help="Seconds to wait for stopping workers to leave the group."),
     option("--force", is_flag=True, default=False,
            help="Skip the stopped-group check (every worker is known to be stopped; the broker lists a killed one)."),
+    option("--bulk/--by-workers", default=True,
+           help="Rebuild the state here in batches (default), or leave the replay to the workers."),
+    option("--progress/--no-progress", default=True, help="Progress bar with rate and ETA (bulk)."),
 )
-async def rebuild(self, dry_run: bool, wait: float, force: bool) -> None:
-    """Start over from the input log: wipe local state and changelogs, reset the group to the earliest."""
+async def rebuild(self, dry_run: bool, wait: float, force: bool, bulk: bool, progress: bool) -> None:
+    """Start over from the input log: wipe local state and changelogs, reset the group, rebuild the state."""
     from .ops.offsets import GroupActive, rebuild as run_rebuild
 
     try:
@@ -79,9 +86,43 @@ async def rebuild(self, dry_run: bool, wait: float, force: bool) -> None:
     except GroupActive as exc:
         _fail(f"refused: {exc}")
     print("\n".join(result.lines(dry_run)))
-    if not dry_run:
+    if bulk and not dry_run:
+        from .bulk.run import run_bulk_and_commit
+
+        report = await run_bulk_and_commit(settings, progress=progress)
+        print("\n".join(report.lines()))
+        print("start the workers: they restore the rebuilt state from the changelog and go on from there")
+    elif not dry_run:
         print("start the workers (CLV_REPLAY=true marks the replayed segment changes); "
               "`clvstream lag --follow` shows the catch-up")
+
+
+@app.command(
+    option("--processes", type=int, default=os.cpu_count() or 1, show_default=True,
+           help="Worker processes on this machine (one per core), sharing the partitions."),
+    option("--loglevel", "log_level", default="warn", help="Log level of each worker."),
+    option("--log-dir", type=click.Path(file_okay=False), default=None,
+           help="Write worker-p<i>.log files here (default: this terminal)."),
+)
+async def workers(self, processes: int, log_level: str, log_dir) -> None:
+    """Run N live workers on this machine, each with its own data dir (<dir>/p<i>) and web port (+i)."""
+    from .processes import run as run_processes
+
+    # In the foreground, like the demo: Ctrl-C and SIGTERM reach this process, which stops them all.
+    raise SystemExit(run_processes(settings, processes, log_level, log_dir))
+
+
+@app.command(
+    option("--partition", "partitions", type=int, multiple=True,
+           help="Only this partition (repeatable; default: every partition)."),
+    option("--progress/--no-progress", default=True, help="Progress bar with rate and ETA."),
+)
+async def restore(self, partitions, progress: bool) -> None:
+    """Fill this machine's local state store from the changelog in bulk, before starting a worker on it."""
+    from .bulk.restore import restore as run_restore
+
+    report = await run_restore(settings, partitions or None, progress=progress)
+    print(report.line())
 
 
 @app.command(
@@ -136,66 +177,6 @@ async def demo(self, customers: int, rate: float, partitions: int, duration, see
     # The demo owns this process and its Ctrl-C (see _run_without_faust_worker).
     run(customers=customers, rate=rate, partitions=partitions, duration=duration, seed=seed,
         web_port=settings.web_port, fit_after=fit_after or None)
-
-
-def state_changelog_topic(app_id: str) -> str:
-    from .topology import STATE_TABLE
-
-    return f"{app_id}-{STATE_TABLE}-changelog"
-
-
-def fit_and_publish(settings, time_unit: str, version, publish: bool, out=print, force: bool = False,
-                    requirements=None, penalizer_coef: float = 0.0, report_dir=None):
-    """Fit the models from the customer states in the changelog; publish the parameters if fit to use.
-
-    Prints the diagnostics (log-likelihoods, parameters with standard errors, customer and
-    repeat-buyer counts, the holdout check, the verdict).  A fit that is refused (too little data
-    for ``requirements``, or a model refusing its own estimates: a parameter at a bound,
-    near-degenerate, not identified) is never published: workers would score every customer with
-    meaningless parameters.  ``force`` publishes a fit whose only shortfall is the data
-    requirements; a refused model fit is not published even then.  Returns the fit when it was
-    published (or, on a dry run, when it would be), else None.
-    """
-    import json
-
-    from .core import codec
-    from .core.fit import fit_from_states
-    from .kafka.produce import producer
-    from .kafka.read import latest_values
-    from .models.requirements import DataRequirements
-    from .ops.clients import client_config
-
-    requirements = requirements or DataRequirements()
-    config = client_config(settings)  # broker work-arounds and SASL/SSL, like every ops client
-    blobs = latest_values(settings.bootstrap, state_changelog_topic(settings.app_id), **config)
-    states = [codec.decode(v) for v in blobs.values() if v is not None]
-    out(f"read {len(states)} customer states from {state_changelog_topic(settings.app_id)}")
-    fitted = fit_from_states(states, time_unit, version, requirements=requirements,
-                             penalizer_coef=penalizer_coef)
-    for line in fitted.report().splitlines():
-        out(line)
-    if report_dir is not None:
-        from .models.report import write_report
-
-        cal = fitted.calibration
-        index = write_report(report_dir, bgnbd_fit=fitted.bgnbd_fit, x=cal.get("x", []), t_x=cal.get("t_x", []),
-                             T=cal.get("T", []), time_unit=time_unit, holdout=fitted.holdout,
-                             tracking=fitted.tracking, summary=fitted.report(), holdout_note=fitted.holdout_note)
-        out(f"report: {index}")
-    if not fitted.may_publish(force):
-        if publish:
-            # (no "published" in these lines: the demo and its test look for that word)
-            out(f"refused: nothing sent to {settings.topic_model_parameters}"
-                + (" (--force sends a fit that is short of data only)" if fitted.may_publish(True) else ""))
-        return None
-    if publish:
-        prod = producer(settings.bootstrap, **config)
-        prod.send(settings.topic_model_parameters, key=b"current",
-                  value=json.dumps(fitted.parameters.to_dict()).encode())
-        prod.flush()
-        prod.close()
-        out(f"published {fitted.parameters.version} to {settings.topic_model_parameters}")
-    return fitted
 
 
 @app.command(

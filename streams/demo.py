@@ -26,33 +26,17 @@ from typing import Optional
 from kafka import KafkaConsumer
 
 from .demo_screen import SHORT, DemoTally, parse_worker_metrics  # noqa: F401  (SHORT: kept for importers)
-from .kafka.admin import TopicSpec, ensure_topics
+from .kafka.admin import ensure_topics
 from .kafka.broker import EmbeddedBroker
 from .kafka.produce import producer, send_events
 from .settings import Settings
-from .topology import STATE_TABLE, population_topic_name, redrive_topic_name, rekey_topic_name
+from .topics import topic_specs  # noqa: F401  (also imported from here by tests and tools)
 
 STATUS_EVERY_S = 3.0
 # A fit on a few weeks of history sees nobody drop out yet and calls recent buyers "at risk":
 # the demo waits for this much event time before fitting.
 MIN_FIT_HISTORY_DAYS = 90
 WORKER_STOP_GRACE_S = 0.5  # the demo's state is thrown away: no need to wait for a full Faust shutdown
-
-
-def topic_specs(settings: Settings) -> list:
-    """Every topic the engine uses, internal ones included: brokers without CreateTopics
-    (the librdkafka mock) and locked-down clusters need them provisioned up front."""
-    p = settings.partitions
-    specs = [TopicSpec(f"{settings.app_id}-{STATE_TABLE}-changelog", p, config={"cleanup.policy": "compact"}),
-            TopicSpec(f"{settings.app_id}-__assignor-__leader", 1),
-            TopicSpec(settings.topic_orders, p), TopicSpec(settings.topic_interactions, p),
-            TopicSpec(settings.topic_customers, p), TopicSpec(rekey_topic_name(settings), p),
-            TopicSpec(redrive_topic_name(settings), p),
-            TopicSpec(settings.topic_segment_changes, p), TopicSpec(settings.topic_dead_letter, p),
-            TopicSpec(settings.topic_model_parameters, 1, config={"cleanup.policy": "compact"}),
-            TopicSpec(population_topic_name(settings), 1, config={"cleanup.policy": "compact"})]
-    # the three inputs may be one merged topic: list each topic once
-    return list({spec.name: spec for spec in specs}.values())
 
 
 def start_worker(settings: Settings, log_path: Path, extra_env: Optional[dict] = None) -> subprocess.Popen:
@@ -186,7 +170,7 @@ def _fit_in_background(settings: Settings, stop: threading.Event, say, history_d
 
     The fit's multi-line report is condensed to one line per attempt for the screen.
     """
-    from .commands import fit_and_publish
+    from .ops.fit import fit_and_publish
 
     while history_days() < MIN_FIT_HISTORY_DAYS:
         if stop.wait(1.0):

@@ -29,25 +29,10 @@ from .ops.security import aiokafka_config, faust_credentials
 from .pipeline import DEAD_LETTER, POPULATION, REKEY, SEGMENT_CHANGES, Pipeline, Record, StateCache
 from .population_wait import POPULATION_IDLE_TIMEOUT_S, WaitingRecords
 from .settings import Settings
+# names re-exported for modules that import them from here
+from .topics import (STATE_TABLE, population_topic_name, redrive_topic_name,  # noqa: F401
+                     rekey_topic_name, source_codes)
 from .views import Population, SummarySource, register_views
-
-STATE_TABLE = "customer-state"
-
-
-def rekey_topic_name(settings: Settings) -> str:
-    return f"{settings.app_id}-rekey"
-
-
-def redrive_topic_name(settings: Settings) -> str:
-    """Where redriven dead letters go. A source of its own: its events are old by nature,
-    and lateness is measured per source, so they are not "late" against live traffic."""
-    return f"{settings.app_id}-redrive"
-
-
-def population_topic_name(settings: Settings) -> str:
-    """Compacted, one partition: the latest figures of each input partition (key = partition number)."""
-    return f"{settings.app_id}-population"
-
 
 @dataclass
 class Topology:
@@ -67,20 +52,6 @@ def _raw_topic(app: faust.App, settings: Settings, *names: str, **kw):
 
 def _wall_clock_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def source_codes(settings: Settings) -> dict:
-    """Input topic -> the short code stored in customer state for positions and watermarks.
-
-    Setting the three CLV_TOPIC_* inputs to one topic is allowed (one merged,
-    strictly ordered input log); each topic is then consumed once.
-    """
-    codes = {}
-    for name, code in ((settings.topic_orders, "o"), (settings.topic_interactions, "i"),
-                       (settings.topic_customers, "c"), (rekey_topic_name(settings), "r"),
-                       (redrive_topic_name(settings), "d")):
-        codes.setdefault(name, code)
-    return codes
 
 
 def build_topology(app: faust.App, settings: Settings) -> Topology:

@@ -29,7 +29,7 @@ from .kafka.read import latest_values, read_to_end
 from .models.params import ModelParameters
 from .pipeline import REKEY, SEGMENT_CHANGES, Pipeline, Record
 from .settings import Settings
-from .topology import rekey_topic_name, source_codes
+from .topics import rekey_topic_name, source_codes
 
 
 def whatif_app_id(settings: Settings) -> str:

@@ -24,7 +24,7 @@ from kafka.admin import OffsetSpec
 from kafka.structs import OffsetAndMetadata
 
 from ..kafka.admin import describe_topics, ensure_topics
-from ..topology import population_topic_name, rekey_topic_name, source_codes
+from ..topics import population_topic_name, rekey_topic_name, source_codes
 from .clients import admin, client_config
 from .topics import topic_specs
 

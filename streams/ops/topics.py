@@ -14,10 +14,10 @@ from typing import Dict, List, Optional
 
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from ..demo import topic_specs as engine_topic_specs
+from ..topics import topic_specs as engine_topic_specs
 from ..kafka.admin import TopicSpec, describe_topics, ensure_topics
 from ..kafka.broker import BROKER_TRAITS
-from ..topology import rekey_topic_name, redrive_topic_name
+from ..topics import rekey_topic_name, redrive_topic_name
 from .clients import admin, client_config
 
 DAY_MS = 86_400_000
@@ -33,7 +33,7 @@ def is_state_like(spec: TopicSpec, settings) -> bool:
 
 
 def topic_specs(settings) -> List[TopicSpec]:
-    """Every topic of the engine with its wanted config (partition counts from streams.demo.topic_specs)."""
+    """Every topic of the engine with its wanted config (partition counts from streams.topics.topic_specs)."""
     inputs = {settings.topic_orders, settings.topic_interactions, settings.topic_customers,
               rekey_topic_name(settings), redrive_topic_name(settings)}
     outputs = {settings.topic_segment_changes, settings.topic_dead_letter}
