@@ -11,7 +11,6 @@ import time
 
 from .pipeline import DEFERRED, POPULATION_TICK, TICK, Pipeline
 
-POPULATION_IDLE_TIMEOUT_S = 60.0  # wall-clock wait before lagging partitions are declared idle
 
 
 class WaitingRecords:

@@ -103,7 +103,9 @@ class Settings:
     hysteresis: float = _env("CLV_HYSTERESIS", 0.1, float, doc="Relative band a dimension must fall past before a customer drops (stops flapping).")
     # Population figures (per segment, global cut-offs)
     churn_days: float = _env("CLV_CHURN_DAYS", 365.0, float, doc="Without a fitted model, a customer whose last order is older than this at its latest assessment counts as churned (with a model: P(alive) below `CLV_AT_RISK_P_ALIVE`).")
-    population_publish_interval_s: float = _env("CLV_POPULATION_PUBLISH_INTERVAL", 5.0, float, doc="Seconds between publications of a worker's changed partition figures to `<CLV_APP_ID>-population`, which every worker merges into the global cut-offs.")
+    population_publish_interval_s: float = _env("CLV_POPULATION_PUBLISH_INTERVAL", 5.0, float, doc="Seconds between publications of a worker's latest partition figures to `<CLV_APP_ID>-population`, which every worker merges for `/segments` and the per-segment metrics (decisions use the versioned cuts, published as they are made).")
+    population_period_days: float = _env("CLV_POPULATION_PERIOD_DAYS", 1.0, float, doc="Event time between population versions: relative cut-offs are cut at these boundaries and decide from the next one on, so replays meet the same versions.")
+    population_idle_timeout_s: float = _env("CLV_POPULATION_IDLE_TIMEOUT", 60.0, float, doc="Wall-clock seconds a record may wait for a lagging partition's cut before that partition is declared idle (decisions then name `~partial` versions: the one place determinism is given up).")
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -119,8 +121,10 @@ class Settings:
         settings = cls(**values)
         settings.engine_config()  # fail at start-up, not on the first event
         settings.prediction_config()
-        if settings.churn_days <= 0 or settings.population_publish_interval_s <= 0:
-            raise ValueError("CLV_CHURN_DAYS and CLV_POPULATION_PUBLISH_INTERVAL must be positive")
+        if min(settings.churn_days, settings.population_publish_interval_s, settings.population_period_days,
+               settings.population_idle_timeout_s) <= 0:
+            raise ValueError("CLV_CHURN_DAYS, CLV_POPULATION_PUBLISH_INTERVAL, CLV_POPULATION_PERIOD_DAYS and "
+                             "CLV_POPULATION_IDLE_TIMEOUT must be positive")
         from .ops.security import check as check_security
 
         check_security(settings)
@@ -181,6 +185,9 @@ class Settings:
                             loyalty_max_recency_days=self.loyalty_max_recency_days,
                             loyalty_min_last_nps=self.loyalty_min_last_nps, hysteresis=self.hysteresis,
                             at_risk_p_alive=self.at_risk_p_alive)
+
+    def population_period_ms(self) -> int:
+        return int(round(self.population_period_days * DAY_MS))
 
     def population_config(self) -> PopulationConfig:
         return PopulationConfig.for_policy(self.engine_config().policy, churn_days=self.churn_days,

@@ -27,7 +27,7 @@ from .core.aggregation import summary_dict
 from .core.snapshots import version_name
 from .ops.security import aiokafka_config, faust_credentials
 from .pipeline import DEAD_LETTER, POPULATION, REKEY, SEGMENT_CHANGES, Pipeline, Record, StateCache
-from .population_wait import POPULATION_IDLE_TIMEOUT_S, WaitingRecords
+from .population_wait import WaitingRecords
 from .settings import Settings
 # names re-exported for modules that import them from here
 from .topics import (STATE_TABLE, population_topic_name, redrive_topic_name,  # noqa: F401
@@ -59,7 +59,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     inputs = tuple(codes)
     pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), codes, replay=settings.replay,
                         clock=_wall_clock_iso, population_config=settings.population_config(),
-                        partitions=settings.partitions)
+                        partitions=settings.partitions, population_period_ms=settings.population_period_ms())
     source = _raw_topic(app, settings, *inputs)
     outputs = {SEGMENT_CHANGES: _raw_topic(app, settings, settings.topic_segment_changes),
                DEAD_LETTER: _raw_topic(app, settings, settings.topic_dead_letter),
@@ -227,7 +227,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
                                  key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     outputs[POPULATION] = population_topic  # versioned cuts, sent with the outputs of the record that made them
     waiting = WaitingRecords(app, pipeline, outputs[REKEY],
-                             getattr(settings, "population_idle_timeout_s", POPULATION_IDLE_TIMEOUT_S))
+                             settings.population_idle_timeout_s)
 
     @app.timer(interval=1.0)
     async def declare_idle_partitions():

@@ -58,6 +58,16 @@ class StateRebuild:
         self.outputs.extend(result.outputs)
         self.changes += len(result.changes)
 
+    def settle(self) -> None:
+        """Records still waiting for a complete population version whose version is complete now
+        (relative policies): what the live workers' ticks release. Call after the input pass."""
+        result = self.pipeline.settle(self.store.get)
+        for key, value in result.writes.items():
+            self.store[key] = value
+            self.dirty.setdefault(self.partition_of(key), {})[key] = value
+        self.outputs.extend(result.outputs)
+        self.changes += len(result.changes) + sum(len(r.changes) for _, r in result.released)
+
     def apply_all(self, records: Iterable[Record]) -> int:
         n = 0
         for record in records:

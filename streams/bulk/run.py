@@ -83,7 +83,8 @@ async def run_bulk(settings, *, progress: bool = True, max_records: int = 20_000
     if pipeline is None:
         pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), codes,
                             scorer=current_scorer(settings, **client_config(settings)), replay=True,
-                            clock=_wall_clock_iso, population_config=settings.population_config())
+                            clock=_wall_clock_iso, population_config=settings.population_config(),
+                            partitions=settings.partitions, population_period_ms=settings.population_period_ms())
     partitions = settings.partitions
     partition_of = lambda key: partition_for(key, partitions)  # noqa: E731
     population = BulkPopulation(pipeline)
@@ -198,6 +199,7 @@ async def run_bulk(settings, *, progress: bool = True, max_records: int = 20_000
             population.before(r)
             state.apply(r)
             positions[(rekey, r.partition)] = r.offset + 1
+        state.settle()  # relative policies: what waited for another partition's cut is decided now
         await write_batch()
         bar.update(report.events - bar.n)
         for p, blob in population.published().items():

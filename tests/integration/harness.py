@@ -143,7 +143,8 @@ class Expected:
     def __init__(self, settings: Settings, single_topic: bool = True):
         self.settings, self.topics = settings, input_topics(settings, single_topic)
         self.pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), source_codes(settings),
-                                 population_config=settings.population_config(), partitions=settings.partitions)
+                                 population_config=settings.population_config(), partitions=settings.partitions,
+                                 population_period_ms=settings.population_period_ms())
         self.store: Dict[bytes, bytes] = {}
         self.changes: List[dict] = []
         self.dead: List[str] = []
