@@ -11,7 +11,8 @@ import re
 from dataclasses import replace
 from typing import Optional
 
-from .core.engine import EngineConfig, Scorer, score
+from .core.engine import EngineConfig, Scorer, model_parameters, score
+from .core.outlook import outlook
 from .core.segments import assess
 from .core.state import CustomerState
 from .core.validation import format_time_ms
@@ -34,8 +35,13 @@ def explain_segment(state: CustomerState, cfg: EngineConfig, scorer: Optional[Sc
     """Segment, reason and criteria of the stored state, recomputed without touching it.
 
     ``assess`` only names the dimensions that flip; assessing a copy without a previous
-    segment names both. When hysteresis keeps the customer in a segment the plain cut-offs
-    would leave, the reason says so.
+    segment names both. The reason credits the hysteresis band only when the band is what
+    keeps the stored segment: the assessment with the band (as the engine decides) gives the
+    stored segment and the one without it does not. When neither gives it (the settings or the
+    model changed since the engine decided: e.g. a model published since puts P(alive), which
+    has no band, below the at-risk cut-off) the reason says the stored segment stands until the
+    customer's next event or review, instead of claiming a band it lies outside of; when the
+    minimum dwell time holds it (the engine's rule, not the policy's), the reason says that.
     """
     as_of = assessed_at_ms(state)
     if as_of is None or state.segment is None:
@@ -44,26 +50,36 @@ def explain_segment(state: CustomerState, cfg: EngineConfig, scorer: Optional[Sc
     kept = assess(state, clv, cfg.policy, as_of)  # with hysteresis, as the engine decides
     fresh = assess(replace(state, segment=None), clv, cfg.policy, as_of)  # both dimensions explained
     reason = fresh.reason.removeprefix("first assessment; ")
-    if fresh.segment != state.segment:
+    dwell_ms = cfg.policy.stability.min_dwell_ms
+    dwell_ends = None if not dwell_ms or state.segment_since_ms is None else state.segment_since_ms + dwell_ms
+    if kept.segment != state.segment and not kept.manual and dwell_ends is not None and as_of < dwell_ends:
+        # the engine's own hold (engine._reassess): a customer that moved recently keeps its segment
+        reason = (f"now assessed as {kept.segment}: {reason}; kept in {state.segment} for the minimum dwell time "
+                  f"of {cfg.policy.stability.min_dwell_days:g} days (until {format_time_ms(dwell_ends)})")
+    elif kept.segment != state.segment:
+        reason = (f"now assessed as {kept.segment}: {reason}; {state.segment} was decided under other settings "
+                  f"or model parameters and stands until the customer's next event or review")
+    elif fresh.segment != state.segment:
         reason += f"; kept in {state.segment} within the {cfg.policy.hysteresis:.0%} hysteresis band"
     return {"segment": state.segment, "reason": reason, "criteria": kept.criteria,
             "assessed_at": format_time_ms(as_of), "clv": clv.to_dict(cfg.formula.currency),
+            "outlook": outlook(state, clv, as_of, model_parameters(scorer)).to_dict(),
             "consistent": kept.segment == state.segment}
 
 
 def customer_document(state: CustomerState, cfg: EngineConfig, scorer: Optional[Scorer] = None) -> dict:
-    """The lookup answer: business state, CLV forms, segment, reason and service level."""
+    """The lookup answer: business state, CLV forms, order outlook, segment, reason and service level."""
     explained = explain_segment(state, cfg, scorer)
     doc = {"customer_id": state.customer_id, "segment": state.segment,
            "segment_since": None if state.segment_since_ms is None else format_time_ms(state.segment_since_ms),
            "sequence": state.sequence, "scored_by": state.scored_by,
            "service_level": cfg.policy.service_levels.get(state.segment) if state.segment else None,
            "policy": {"name": cfg.policy.name, "version": cfg.policy.version},
-           "reason": None, "criteria": None, "clv": None, "assessed_at": None,
+           "reason": None, "criteria": None, "clv": None, "outlook": None, "assessed_at": None,
            "state": _jsonable(state.business_view())}
     if explained is not None:
         doc.update(reason=explained["reason"], criteria=explained["criteria"], clv=explained["clv"],
-                   assessed_at=explained["assessed_at"])
+                   outlook=explained["outlook"], assessed_at=explained["assessed_at"])
         if not explained["consistent"]:
             # Settings or model parameters changed since the engine decided: say so rather than hide it.
             doc["note"] = ("the current settings or model parameters would assess this customer differently; "

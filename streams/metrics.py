@@ -17,10 +17,22 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterable, Optional
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from .core.population import PopulationSummary
+
+# prometheus_client adds a `<name>_created` timestamp series beside every counter and histogram by
+# default: one useless series per labelled child, doubling what a scrape carries. Prometheus itself
+# ignores it (it tracks resets on its own). The switch is read at exposition time, process-wide.
+disable_created_metrics()
+
+DAY_S = 86400
+YEAR_S = 365 * DAY_S
+#: Upper bounds of the event-lag histogram: sub-second live lag up to five-year-old history (a replay
+#: or the demo's back-dated events), about three buckets per decade, each a round human duration.
+EVENT_LAG_BUCKETS_S = (0.1, 0.3, 1, 3, 10, 30, 60, 300, 900, 3600, 3 * 3600, 12 * 3600, DAY_S, 3 * DAY_S,
+                       7 * DAY_S, 30 * DAY_S, 91 * DAY_S, 182 * DAY_S, YEAR_S, 2 * YEAR_S, 5 * YEAR_S)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -38,7 +50,7 @@ PROCESSING_SECONDS = Histogram("clvstream_processing_seconds", "Time to handle o
 EVENT_LAG_SECONDS = Histogram(
     "clvstream_event_lag_seconds",
     "Wall clock at processing minus the event's event time (applied, duplicate and late events)",
-    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400),
+    buckets=EVENT_LAG_BUCKETS_S,
     registry=REGISTRY)
 
 MODEL_INFO = Gauge("clvstream_model_parameters_info", "Version of the BG/NBD + Gamma-Gamma parameters in use (1)",

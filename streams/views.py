@@ -10,7 +10,8 @@
 
 With ``CLV_API_TOKEN`` set, /customers and /segments need ``Authorization: Bearer <token>``.
 Errors are JSON ``{"error": ...}``: 400 malformed id, 401 missing or wrong token, 404 unknown
-customer, 503 not ready or no summary yet.
+customer, 503 not ready or no summary yet; and (``web_errors``) 404 no such path, 405 method not
+allowed, 414 URL too long, 431 header too large, 400 malformed request, 500 internal error.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from .core import codec
 from .core.population import PopulationSummary
 from .lookup import customer_document, summary_document, valid_customer_id
 from .metrics import exposition, worker_status
+from .web_errors import install as json_errors_everywhere
 
 SummarySource = Callable[[], Optional[PopulationSummary]]
 
@@ -41,6 +43,7 @@ class Population:
 def register_views(app: faust.App, table, pipeline, api_token: str = "",
                    population: Optional[Population] = None) -> Population:
     population = population or Population()
+    json_errors_everywhere(app.web.web_app)
 
     def denied(view: View, request: Request) -> Optional[Response]:
         if not api_token:

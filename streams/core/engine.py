@@ -18,6 +18,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 from .clv import ClvFigures, FormulaConfig, formula_clv
 from .events import DAY_MS, Event
+from .outlook import outlook
 from .policies.base import PAliveCrossing, Policy
 from .policies.matrix import MatrixPolicy
 from .population import PopulationView
@@ -33,6 +34,11 @@ def _crossing(state: CustomerState, scorer: Optional[Scorer]) -> Optional[PAlive
     if scorer is None or not hasattr(scorer, "p_alive_crossing_ms"):
         return None
     return lambda threshold: scorer.p_alive_crossing_ms(state, threshold)
+
+
+def model_parameters(scorer: Optional[Scorer]):
+    """The fitted parameters behind a model scorer (``prediction.ModelScorer``), None otherwise."""
+    return getattr(scorer, "params", None)
 
 
 def review_time_ms(state: CustomerState, cfg: "EngineConfig", scorer: Optional[Scorer] = None,
@@ -120,6 +126,8 @@ def _reassess(state: CustomerState, cfg: EngineConfig, as_of_ms: int, cause: dic
             "reason": verdict.reason, "criteria": verdict.criteria,
             "clv": clv.to_dict(cfg.formula.currency),
             "event_time": format_time_ms(as_of_ms), "cause": cause, "replay": replay,
+            # computed here, when a change is emitted, not on every event
+            "outlook": outlook(state, clv, as_of_ms, model_parameters(scorer)).to_dict(),
         }
         if verdict.population_version is not None:
             change["population_version"] = verdict.population_version

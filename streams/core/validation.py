@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -17,14 +16,19 @@ from typing import Callable, Optional, Union
 
 import fastjsonschema
 from jsonschema import Draft202012Validator
+from msgspec import UNSET
 
+from . import contracts
 from .events import DAY_MS, CustomerProfile, Event, Interaction, Order, Refund
+from .money import amount_as_written, to_cents, written
 
 # streams/schemas links to the repository's schemas/ (the published contract) and is packaged with it.
 SCHEMA_DIR = Path(__file__).parent.parent / "schemas"
 INPUT_TYPES = ("order", "refund", "interaction", "customer")
 SUPPORTED_VERSIONS = (1,)
 _RANGE_CHECKS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
+# In major units, at most 2 decimals; decided on the number as written (see money.py).
+MONEY_FIELDS = ("amount", "cost_of_goods", "service_cost", "logistics_cost", "restocked_cost", "acquisition_cost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +91,6 @@ def _schema_rejection(doc: dict, kind: str, version: int) -> Optional[Rejection]
     return Rejection(reason, f"{where}: {first.message}"[:500])
 
 
-def to_cents(amount: float) -> Optional[int]:
-    """Major units -> cents, or None when the amount is not finite or has more than 2 decimals."""
-    scaled = amount * 100
-    if not math.isfinite(scaled):  # before round(), which raises on NaN and infinity
-        return None
-    cents = round(scaled)
-    if abs(scaled - cents) > 1e-6 * max(1.0, abs(amount)):
-        return None
-    return int(cents)
-
-
 def _reject_constant(name: str) -> float:
     # Python's json accepts NaN and +-Infinity, which RFC 8259 does not; many producers (Python's
     # own json.dumps among them) emit them. NaN also slips past the schema's minimum/maximum,
@@ -120,8 +113,25 @@ _ESCAPED_SURROGATE = re.compile(r"\\[uU][dD][89a-fA-F]")
 
 def decode(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[int] = None,
            reference: bool = False) -> Union[Event, Rejection]:
-    """Bytes -> event or rejection. ``reference=True`` asks jsonschema about every document
-    instead of only those the compiled check rejects (the fast path is tested against it)."""
+    """Bytes -> event or rejection.
+
+    A document that meets its contract is read in one compiled pass (``contracts.read``, msgspec);
+    any other goes ``decode_by_schema``, which names the reason. So the compiled pass decides
+    nothing alone, and every decision and reason is the schema path's: ``reference=True`` asks
+    jsonschema about every document, and the three are tested to agree
+    (tests/core/test_compiled_decoding.py)."""
+    if not reference and raw is not None and len(raw) <= rules.max_payload_bytes:
+        document = contracts.read(raw)
+        if document is not None:
+            return _semantic(document, rules, record_time_ms)
+    return decode_by_schema(raw, rules, record_time_ms, reference)
+
+
+def decode_by_schema(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[int] = None,
+                     reference: bool = False) -> Union[Event, Rejection]:
+    """json.loads + the schema check (compiled by fastjsonschema, explained by jsonschema): the
+    reference that gives each rejection its reason. ``reference=True`` asks jsonschema about every
+    document instead of only those the compiled check rejects (the fast path is tested against it)."""
     if raw is None:
         return Rejection("malformed_json", "empty record (tombstone) on an event topic")
     if len(raw) > rules.max_payload_bytes:
@@ -149,45 +159,79 @@ def decode(raw: bytes, rules: EdgeRules = EdgeRules(), record_time_ms: Optional[
         rejection = _schema_rejection(doc, kind, version)
         if rejection is not None:
             return rejection
-    return _semantic(doc, rules, record_time_ms)
+    return _semantic(contracts.from_checked(_with_money_as_written(doc, text)), rules, record_time_ms)
 
 
-def _semantic(doc: dict, rules: EdgeRules, record_time_ms: Optional[int]) -> Union[Event, Rejection]:
+def _with_money_as_written(doc: dict, text: str) -> dict:
+    """``doc`` with its money fields as Decimals of their literals (the schema ran on floats, so
+    its messages name the numbers as they always did). The text already parsed, so this does too."""
+    if not any(field in doc for field in MONEY_FIELDS):
+        return doc
+    exact = json.loads(text, parse_float=amount_as_written)
+    return {**doc, **{field: exact[field] for field in MONEY_FIELDS if field in doc}}
+
+
+def _semantic(doc: contracts.Document, rules: EdgeRules, record_time_ms: Optional[int]) -> Union[Event, Rejection]:
+    """The checks a schema cannot state, in this order: event time, currency, money (exact cents),
+    refund against its restocked cost. Absent optional fields are UNSET, and None in the event."""
     try:
-        t = parse_time_ms(doc["event_time"])
+        t = parse_time_ms(doc.event_time)
     except ValueError as exc:
         return Rejection("schema_invalid", f"event_time: {exc}")
     if t < rules.earliest_event_time_ms:
-        return Rejection("event_time_out_of_range", f"event_time {doc['event_time']} is before the earliest accepted time")
+        return Rejection("event_time_out_of_range", f"event_time {doc.event_time} is before the earliest accepted time")
     if record_time_ms is not None and t > record_time_ms + rules.max_future_skew_ms:
-        return Rejection("event_time_out_of_range", f"event_time {doc['event_time']} is in the future of its record time")
-    currency = doc.get("currency")
-    if currency is not None and currency not in rules.accepted_currencies:
+        return Rejection("event_time_out_of_range", f"event_time {doc.event_time} is in the future of its record time")
+    kind = doc.__class__
+    if kind is contracts.InteractionDocument:
+        return Interaction(doc.event_id, t, doc.customer_id, doc.kind,
+                           None if doc.nps_score is UNSET else doc.nps_score,
+                           None if doc.effort_score is UNSET else doc.effort_score,
+                           None if doc.rating is UNSET else doc.rating)
+    currency = doc.currency
+    if currency is not UNSET and currency not in rules.accepted_currencies:
         return Rejection("unsupported_currency", f"currency {currency} is not accepted")
-    cents = {}
-    for field in ("amount", "cost_of_goods", "service_cost", "logistics_cost", "restocked_cost", "acquisition_cost"):
-        if field in doc:
-            c = to_cents(doc[field])
-            if c is None:
-                return Rejection("invalid_value", f"{field} {doc[field]!r} has more than 2 decimals")
-            cents[field] = c
-    base = dict(event_id=doc["event_id"], event_time_ms=t, customer_id=doc["customer_id"])
-    kind = doc["type"]
-    if kind == "order":
-        cost = cents.get("cost_of_goods", 0) + cents.get("service_cost", 0) + cents.get("logistics_cost", 0)
-        return Order(**base, order_id=doc["order_id"], amount_cents=cents["amount"], cost_cents=cost,
-                     channel=doc.get("channel"))
-    if kind == "refund":
-        restocked = cents.get("restocked_cost", 0)
-        if restocked > cents["amount"]:
+    if kind is contracts.OrderDocument:
+        amount = _cents("amount", doc.amount)
+        if amount.__class__ is Rejection:
+            return amount
+        cost = 0
+        for field, value in (("cost_of_goods", doc.cost_of_goods), ("service_cost", doc.service_cost),
+                             ("logistics_cost", doc.logistics_cost)):
+            if value is not UNSET:
+                cents = _cents(field, value)
+                if cents.__class__ is Rejection:
+                    return cents
+                cost += cents
+        return Order(doc.event_id, t, doc.customer_id, doc.order_id, amount, cost,
+                     None if doc.channel is UNSET else doc.channel)
+    if kind is contracts.RefundDocument:
+        amount = _cents("amount", doc.amount)
+        if amount.__class__ is Rejection:
+            return amount
+        restocked = 0 if doc.restocked_cost is UNSET else _cents("restocked_cost", doc.restocked_cost)
+        if restocked.__class__ is Rejection:
+            return restocked
+        if restocked > amount:
             return Rejection("invalid_value", "restocked_cost exceeds the refunded amount")
-        return Refund(**base, order_id=doc["order_id"], amount_cents=cents["amount"], restocked_cost_cents=restocked)
-    if kind == "interaction":
-        return Interaction(**base, kind=doc["kind"], nps_score=doc.get("nps_score"),
-                           effort_score=doc.get("effort_score"), rating=doc.get("rating"))
-    attrs = doc.get("attributes", {})
-    return CustomerProfile(**base, kind=doc["kind"], acquisition_channel=doc.get("acquisition_channel"),
-                           acquisition_cost_cents=cents.get("acquisition_cost"),
-                           reference_customer=attrs.get("reference_customer"),
-                           strategic_account=attrs.get("strategic_account"),
-                           big_name=attrs.get("big_name"), ideal_customer_fit=attrs.get("ideal_customer_fit"))
+        return Refund(doc.event_id, t, doc.customer_id, doc.order_id, amount, restocked)
+    acquisition_cost = None if doc.acquisition_cost is UNSET else _cents("acquisition_cost", doc.acquisition_cost)
+    if acquisition_cost.__class__ is Rejection:
+        return acquisition_cost
+    attrs = _NO_ATTRIBUTES if doc.attributes is UNSET else doc.attributes
+    return CustomerProfile(doc.event_id, t, doc.customer_id, doc.kind,
+                           None if doc.acquisition_channel is UNSET else doc.acquisition_channel, acquisition_cost,
+                           None if attrs.reference_customer is UNSET else attrs.reference_customer,
+                           None if attrs.strategic_account is UNSET else attrs.strategic_account,
+                           None if attrs.big_name is UNSET else attrs.big_name,
+                           None if attrs.ideal_customer_fit is UNSET else attrs.ideal_customer_fit)
+
+
+_NO_ATTRIBUTES = contracts.CustomerAttributes()
+
+
+def _cents(field: str, amount) -> Union[int, Rejection]:
+    cents = to_cents(amount)
+    if cents is None:
+        return Rejection("invalid_value", f"{field} {written(amount)} has more than 2 decimals")
+    return cents

@@ -242,6 +242,20 @@ def expected_purchases(params: BgNbdParams, t: float) -> float:
     return expected_purchases_if_alive(params, t, 0.0, 0.0)
 
 
+def median_wait_if_alive(params: BgNbdParams, x: float, T: float) -> float:
+    """Median time from ``T`` to the next purchase of a customer still alive at ``T``.
+
+    Given alive, the purchase rate's posterior is Gamma(r+x, alpha+T) and the wait
+    for the next purchase is exponential at that rate (an alive customer can only
+    drop out right after a purchase), so the wait W has the Lomax survival
+    ``P(W > w) = ((alpha+T) / (alpha+T+w))^(r+x)`` and the median
+    ``(alpha+T) * (2^(1/(r+x)) - 1)``.  The mean, ``(alpha+T) / (r+x-1)``, is
+    infinite for ``r + x <= 1`` (most one-time buyers): the median is always finite.
+    Same time unit as ``alpha``; does not depend on ``t_x``.
+    """
+    return (params.alpha + T) * math.expm1(math.log(2.0) / (params.r + x))
+
+
 def p_alive_threshold_time(params: BgNbdParams, x: float, t_x: float,
                            threshold: float) -> float:
     """Customer age T* at which P(alive) falls to ``threshold`` if no purchase comes.

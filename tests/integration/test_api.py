@@ -24,9 +24,9 @@ pytestmark = pytest.mark.integration
 TOKEN = "s3cret-token"
 
 
-def get(port: int, path: str, token: str | None = TOKEN, timeout: float = 10.0):
-    """(status, JSON body) of GET http://127.0.0.1:port/path."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+def get(port: int, path: str, token: str | None = TOKEN, timeout: float = 10.0, method: str = "GET"):
+    """(status, JSON body) of GET (or ``method``) http://127.0.0.1:port/path."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -109,5 +109,13 @@ def test_lookup_on_the_other_worker_is_routed_to_the_owner(two_workers):
         assert status == 401 and "invalid bearer token" in body["error"]
         assert get(port, "/segments", token=None)[0] == 401
         assert get(port, "/health", token=None) == (200, {"status": "ok"})
+        # Not the API's own errors: no route, wrong method, a URL the HTTP parser refuses (web_errors).
+        assert get(port, "/customers/") == (404, {"error": "no such resource"})
+        assert get(port, "/customers/a/b") == (404, {"error": "no such resource"})
+        assert get(port, "/customers/" + "x" * 9000) == (414, {"error": "URL too long"})
+        assert get(port, f"/customers/{customer}", method="POST") == (405, {"error": "method not allowed"})
     for worker in workers:
         assert worker.proc.poll() is None, worker.log()[-3000:]
+        log = worker.log()  # the refused URL: one line, no aiohttp traceback, no path
+        assert "Error handling request" not in log and "http_exceptions" not in log and "x" * 100 not in log, log[-3000:]
+        assert "refused a malformed HTTP request: 414" in log

@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from streams.generator import EventGenerator, GeneratorConfig
-from streams.ops import offsets, topics
+from streams.ops import offsets, progress, topics
 from streams.ops.clients import admin, client_config
 from tests.integration.harness import make_settings
 from tests.integration.test_worker import send
@@ -149,3 +149,40 @@ def test_rebuild_wipes_state_and_changelog_and_rewinds(admin_settings):
     consumer.close()
     assert topics.check(settings).ok  # recreated with its spec
 
+
+@pytest.fixture
+def tansu_settings(tansu_broker, unique_topic_prefix, tmp_path):
+    """On tansu itself: the lag test is about its inexact end offsets (the suite's broker is Apache Kafka)."""
+    return make_settings(tansu_broker.bootstrap, "tansu", unique_topic_prefix, tmp_path / "state")
+
+
+def test_lag_counts_to_the_last_readable_offset_after_multi_record_batches(tansu_settings):
+    """tansu answers "first offset of the last batch + 1" as a partition's end: a group one batch
+    behind showed lag 0 (issue 14). The lag is measured against the last offset that can be read."""
+    from kafka import KafkaProducer
+    from kafka.structs import OffsetAndMetadata
+
+    settings = tansu_settings
+    topics.provision(settings)
+    tp = TopicPartition(settings.topic_orders, 0)
+    batched = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=500, batch_size=1 << 20,
+                            **client_config(settings))
+    try:
+        for n in range(2):  # two batches of ten records each on partition 0
+            for i in range(10):
+                batched.send(settings.topic_orders, key=b"k", value=f"batch {n} record {i}".encode(), partition=0)
+            batched.flush()
+    finally:
+        batched.close()
+    client = admin(settings)
+    try:
+        errors = client.alter_group_offsets(settings.app_id, {tp: OffsetAndMetadata(13, "", -1)})
+        assert all(getattr(e, "__name__", "") == "NoError" for e in errors.values()), errors
+    finally:
+        client.close()
+    positions = progress.lag(settings)
+    assert positions[tp] == (13, 20)  # 7 records behind, whatever the broker says the end is
+    assert progress.remaining({tp: positions[tp]}) == 7
+    out = cli(settings, "lag")
+    assert out.returncode == 0 and f"{settings.topic_orders}[0] committed 13 end 20" in out.stdout, \
+        out.stdout + out.stderr[-2000:]

@@ -1,9 +1,11 @@
 """Every segmentation policy runs live on broker traffic, and the what-if replay compares two policies.
 
 Live: a worker with CLV_POLICY_FILE set must publish exactly the segment changes of the pure pipeline
-over the same records (tests/integration/harness.Expected). The worker's population view is None here
-(no streaming population is wired in yet), so the relative policies use their fallback cut-offs, and
-the expected pipeline does the same: no change carries a population_version.
+over the same records (tests/integration/harness.Expected). The worker's population view stays None
+here (its first publication is an hour away; test_population_live covers the view), so the relative
+policies use their fallback cut-offs, and the expected pipeline does the same: no change carries a
+population_version. (On tansu the 5 s default happened to pass; on Apache Kafka the view formed
+mid-run and later changes used population cut-offs.)
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ POLICIES = Path(__file__).resolve().parents[2] / "deploy" / "policies"
 @pytest.mark.parametrize("kind", ["matrix", "criteria", "rfm"])
 def test_policy_runs_live_with_fallback_cut_offs(kind, kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path):
     settings = replace(make_settings(kafka_bootstrap, broker_kind, unique_topic_prefix, tmp_path / "state"),
-                       policy_file=str(POLICIES / f"{kind}.yaml"))
+                       policy_file=str(POLICIES / f"{kind}.yaml"), population_publish_interval_s=3600.0)
     events = generated(seed=21, customers=80, limit=1500)
     want = Expected(settings).feed(events).changes
     policy = settings.engine_config().policy

@@ -117,3 +117,40 @@ def test_worker_collector_without_an_app_declares_its_families():
     for name in ("clvstream_consumer_lag_records", "clvstream_recovery_remaining_records", "clvstream_ready"):
         assert f"# TYPE {name} gauge" in text
     assert not samples(registry)
+
+
+def _lag_bucket_counts() -> dict:
+    """{upper bound: cumulative count} of the event-lag histogram in the worker's registry."""
+    return {s.labels["le"]: s.value for family in text_string_to_metric_families(metrics.exposition().decode())
+            if family.name == "clvstream_event_lag_seconds" for s in family.samples if s.name.endswith("_bucket")}
+
+
+@pytest.mark.parametrize("age_s", [30 * 86400 + 5, 200 * 86400, 3 * 365 * 86400, 4.9 * 365 * 86400])
+def test_event_lag_of_months_or_years_lands_in_a_finite_bucket(age_s):
+    """A replay or the demo processes events months or years old: +Inf alone would say nothing."""
+    now_s = 2_000_000_000.0
+    before = _lag_bucket_counts()
+    metrics.observe(Result("applied", event_type="order", event_time_ms=int((now_s - age_s) * 1000)), now_s=now_s)
+    after = _lag_bucket_counts()
+    grew = sorted((float(le) for le in after if after[le] - before.get(le, 0.0) == 1), key=float)
+    assert grew[0] != float("inf"), "the sample landed only in +Inf"
+    assert grew[0] >= age_s  # the smallest bucket holding it is an upper bound of it...
+    finite = sorted(float(le) for le in after if le != "+Inf")
+    below = [b for b in finite if b < grew[0]]
+    assert not below or below[-1] < age_s  # ...and the tightest one: buckets are cumulative
+    assert grew[0] <= 3.5 * age_s  # log-spaced: about three buckets a decade, so the bound is informative
+
+
+def test_event_lag_buckets_reach_five_years_and_stay_few():
+    bounds = metrics.EVENT_LAG_BUCKETS_S
+    assert list(bounds) == sorted(bounds) and bounds[0] <= 1 and bounds[-1] >= 5 * 365 * 86400
+    assert len(bounds) <= 25  # every bucket is one series per worker
+
+
+def test_no_created_series_in_the_worker_exposition():
+    """prometheus_client's default `_created` companion of each counter/histogram doubles the series."""
+    metrics.observe(Result("applied", event_type="order", changes=[{"previous_segment": None, "segment": LV}],
+                           event_time_ms=1_000_000), now_s=1_030.0)
+    text = metrics.exposition().decode()
+    assert "clvstream_events_total{" in text  # the counters are there...
+    assert "_created" not in text  # ...without their creation-time series
