@@ -175,7 +175,7 @@ def partition_leaders(bootstrap: str, topics: List[str]) -> Counter:
     """node id -> how many partitions of ``topics`` it leads."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     try:
-        return Counter(p["leader"] for t in admin.describe_topics(topics) for p in t["partitions"])
+        return Counter(p["leader_id"] for t in admin.describe_topics(topics) for p in t["partitions"])
     finally:
         admin.close()
 
