@@ -8,7 +8,13 @@ pure pipeline over the same input, and every expected change must have been seen
 
 * at-least-once: duplicates allowed, each carrying the same ``(customer_id, sequence)`` and content;
 * exactly-once (``CLV_FAULT_GUARANTEE=exactly_once`` runs the same tests with Faust's
-  ``processing_guarantee="exactly_once"``): no duplicate either.
+  ``processing_guarantee="exactly_once"``): no duplicate either.  Measured on Kafka 4.3.1 with
+  faust-streaming 0.15.3 it does not hold (issue 12): the read_committed consumer saw 4
+  duplicated segment changes after three kill -9 (faust-streaming#517), and after a clean leave
+  the remaining worker never became ready in 180 s.  Faust's commit runs as its own task beside
+  the agent, so a transaction can close holding the outputs of an event whose offset it does not
+  commit, and RocksDB keeps writes of an aborted transaction.  The engine therefore stays
+  at-least-once with ``(customer_id, sequence)``; the default run is at-least-once.
 
 Each test prints one ``FAULT-FIGURES`` line (``pytest -s``): events sent, orders lost and
 double-counted, segment changes lost and duplicated, crashes, and ``recover_s`` (the longest gap
@@ -128,6 +134,7 @@ def test_two_workers_join_leave_kill_rejoin(run, guarantee):
     rebalances(run, guarantee, "rebalance", seed=42)
 
 
+@pytest.mark.long_fault
 def test_rebalances_under_cpu_load(run, guarantee):
     """The rebalance scenario with one busy-loop process per core beside it (the mock run that
     lost 2,730 orders was a loaded machine)."""
