@@ -132,9 +132,11 @@ class CommittedChanges(threading.Thread):
                 raise AssertionError(f"{what}: {self.count} of {count} after {timeout:.0f} s")
             time.sleep(0.2)
 
-    def progress(self, more: int = 20, timeout: float = 180.0) -> None:
-        """Until ``more`` further changes arrive: the worker is processing."""
-        self.wait_for(self.count + more, timeout, what=f"{more} more segment changes")
+    def progress(self, more: int = 20, timeout: float = 180.0, total: Optional[int] = None) -> None:
+        """Until ``more`` further changes arrive (the worker is processing), or, once the input has
+        all been sent, until ``total`` changes arrived (no more can come)."""
+        want = self.count + more if total is None else min(self.count + more, total)
+        self.wait_for(want, timeout, what=f"{more} more segment changes")
 
     def figures(self, expected, fault_started: float, timeout: float = 120.0) -> Dict[str, int]:
         """Lost / duplicated / unexpected / different changes, as this consumer saw them, once it

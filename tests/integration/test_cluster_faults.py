@@ -104,7 +104,7 @@ def test_worker_killed_three_times(run, guarantee):
     for _ in range(3):
         a.kill()
         a.start()
-        verifier.progress(30)
+        verifier.progress(30, total=len(expected.changes))
     finish("worker-kill-9-x3", settings, guarantee, expected, traffic, verifier, [a], fault_started, started)
 
 
@@ -120,10 +120,10 @@ def rebalances(run, guarantee, name: str, seed: int):
     fault_started = time.monotonic()
     b.start()                                    # join
     stable_assignment([a, b], settings.partitions, timeout=180)
-    verifier.progress(20)
+    verifier.progress(20, total=len(expected.changes))
     a.stop()                                     # clean leave
     stable_assignment([b], settings.partitions, timeout=180)
-    verifier.progress(20)
+    verifier.progress(20, total=len(expected.changes))
     b.kill()                                     # crash
     a.start(), b.start()                         # rejoin
     stable_assignment([a, b], settings.partitions, timeout=180)
@@ -158,12 +158,12 @@ def test_leader_and_controller_killed(run, guarantee, kafka_cluster):
     leader = leaders.most_common(1)[0][0]
     fault_started = time.monotonic()
     kafka_cluster.kill_node(leader)
-    verifier.progress(20)                        # processing goes on with two brokers
+    verifier.progress(20, total=len(expected.changes))  # processing goes on with two brokers
     kafka_cluster.start_node(leader)
-    verifier.progress(20)
+    verifier.progress(20, total=len(expected.changes))
     controller = active_controller(settings.bootstrap)
     kafka_cluster.kill_node(controller)
-    verifier.progress(20)
+    verifier.progress(20, total=len(expected.changes))
     kafka_cluster.start_node(controller)
     finish("leader-and-controller-kill-9", settings, guarantee, expected, traffic, verifier, [a],
            fault_started, started, leader_killed=leader, controller_killed=controller,
@@ -177,10 +177,10 @@ def test_every_broker_restarted(run, guarantee, kafka_cluster):
     events = events_for(seed=45, limit=5000, share_duplicates=0.02)
     expected = Expected(settings).feed(events)
     a = worker().start()
-    traffic = IdempotentTraffic(settings, events, rate=120).start()
+    traffic = IdempotentTraffic(settings, events, rate=60).start()  # ~85 s: three restarts take long
     verifier.progress(30)
     fault_started = time.monotonic()
     for node in kafka_cluster.nodes:
         kafka_cluster.restart_node(node.node_id)
-        verifier.progress(20)
+        verifier.progress(20, total=len(expected.changes))
     finish("rolling-restart", settings, guarantee, expected, traffic, verifier, [a], fault_started, started)
