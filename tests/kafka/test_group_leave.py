@@ -8,6 +8,7 @@ import time
 import pytest
 
 from streams.kafka.admin import TopicSpec, ensure_topics
+from streams.kafka.broker import BROKER_TRAITS
 from streams.kafka.group_leave import leave_group_at_generation_zero
 from streams.ops.clients import Admin
 
@@ -42,7 +43,9 @@ def test_stopped_aiokafka_consumer_leaves_its_group(kafka_bootstrap, broker_kind
     topic, group = unique_topic_prefix + "in", unique_topic_prefix + "group"
     ensure_topics(bootstrap, [TopicSpec(topic, 2)])
     leave_group_at_generation_zero()
-    generation = asyncio.run(join_then_stop(bootstrap, topic, group, session_timeout_ms=3000))
+    # the broker's session floor: Apache Kafka refuses less than group.min.session.timeout.ms (6 s)
+    session_ms = int(BROKER_TRAITS[kind].loaded_session_timeout_s * 1000)
+    generation = asyncio.run(join_then_stop(bootstrap, topic, group, session_timeout_ms=session_ms))
     if kind == "tansu":
         assert generation == 0  # the case aiokafka alone does not leave from
     # No waiting for a session timeout: tansu never expires the member (seen > 40 s), only a leave
