@@ -11,7 +11,8 @@ pure pipeline over the same input, and every expected change must have been seen
   ``processing_guarantee="exactly_once"``): no duplicate either.  Measured on Kafka 4.3.1 with
   faust-streaming 0.15.3 it does not hold (issue 12): the read_committed consumer saw 4
   duplicated segment changes after three kill -9 (faust-streaming#517), and after a clean leave
-  the remaining worker never became ready in 180 s.  Faust's commit runs as its own task beside
+  the remaining worker never became ready in 180 s (a leader + controller kill-9 did hold:
+  0 duplicates, 0 lost).  Faust's commit runs as its own task beside
   the agent, so a transaction can close holding the outputs of an event whose offset it does not
   commit, and RocksDB keeps writes of an aborted transaction.  The engine therefore stays
   at-least-once with ``(customer_id, sequence)``; the default run is at-least-once.
