@@ -31,8 +31,10 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 120.0, **config) ->
                 for r in records:
                     if r.offset < ends[tp]:
                         yield r
-                if consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
+            # Every pending partition, not only those that returned records: a transaction's commit
+            # marker is a control batch that moves the position but yields no record, so a partition
+            # ending in one (any transactional changelog) was never marked done and the read timed out.
+            pending = {tp for tp in pending if consumer.position(tp) < ends[tp]}
     finally:
         consumer.close()
 
