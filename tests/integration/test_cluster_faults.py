@@ -38,7 +38,9 @@ from tests.integration.harness import Expected, free_port, stable_assignment
 from tests.integration.test_faults import assert_no_customer_ids_in_logs, events_for
 from streams.topology import STATE_TABLE
 
-pytestmark = pytest.mark.integration
+# Each test drives several worker and broker restarts: minutes on a shared 2-core machine (measured up
+# to 325 s at load 8-37), past the suite-wide 300 s timeout.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
