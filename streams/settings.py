@@ -44,6 +44,7 @@ class Settings:
     data_dir: str = _env("CLV_DATA_DIR", "./var/clvstream", doc="Local state (RocksDB) directory.")
     store: str = _env("CLV_STORE", "rocksdb://", doc="Table store: `rocksdb://` (rocksdict) or `memory://`.")
     partitions: int = _env("CLV_PARTITIONS", 8, int, doc="Partitions of the input topics and the state table (must match the topics).")
+    replication_factor: int = _env("CLV_REPLICATION_FACTOR", 1, int, doc="Replicas of every topic the engine creates (`clvstream topics provision`, Faust's changelog): the cluster's replication factor in production (3 on a 3-broker cluster with `min.insync.replicas=2`).")
     session_timeout_s: float = _env("CLV_SESSION_TIMEOUT", 10.0, float, doc="Consumer group session timeout, seconds.")
     web_host: str = _env("CLV_WEB_HOST", "127.0.0.1", doc="Bind address of the worker's web server (metrics, API).")
     web_port: int = _env("CLV_WEB_PORT", 6066, int, doc="Port of the worker's web server.")
@@ -132,6 +133,8 @@ class Settings:
             raise ValueError(f"CLV_MAX_PAYLOAD_BYTES must be between 1 and {MAX_PAYLOAD_CEILING}")
         if settings.live_path not in ("checkpointed", "per-event"):
             raise ValueError(f"CLV_LIVE_PATH must be checkpointed or per-event, not {settings.live_path!r}")
+        if settings.replication_factor < 1:
+            raise ValueError("CLV_REPLICATION_FACTOR must be at least 1")
         if min(settings.checkpoint_records, settings.checkpoint_interval_ms, settings.fetch_max_wait_ms) <= 0:
             raise ValueError("CLV_CHECKPOINT_RECORDS, CLV_CHECKPOINT_INTERVAL_MS and CLV_FETCH_MAX_WAIT_MS must be positive")
         if settings.model_time_unit not in ("days", "weeks"):

@@ -5,6 +5,7 @@ tools (``streams/ops``) and the demo, so it imports neither Faust nor a Kafka cl
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Dict, List
 
 from .kafka.admin import TopicSpec
@@ -60,4 +61,5 @@ def topic_specs(settings: Settings) -> List[TopicSpec]:
              TopicSpec(settings.topic_model_parameters, 1, config={"cleanup.policy": "compact"}),
              TopicSpec(population_topic_name(settings), 1, config={"cleanup.policy": "compact"})]
     # the three inputs may be one merged topic: list each topic once
-    return list({spec.name: spec for spec in specs}.values())
+    return [replace(spec, replication_factor=settings.replication_factor)
+            for spec in {spec.name: spec for spec in specs}.values()]

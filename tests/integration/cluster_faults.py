@@ -37,18 +37,19 @@ GUARANTEES = ("at_least_once", "exactly_once")
 
 def cluster_settings(cluster, prefix: str, data_dir: Path) -> Settings:
     settings = make_settings(cluster.bootstrap, "kafka", prefix, data_dir)
-    settings = replace(settings, broker=";".join(f"kafka://{a}" for a in cluster.bootstrap.split(",")))
-    ensure_topics(settings.bootstrap, [replace(s, replication_factor=cluster.size) for s in topic_specs(settings)])
+    settings = replace(settings, broker=";".join(f"kafka://{a}" for a in cluster.bootstrap.split(",")),
+                       replication_factor=cluster.size)  # the workers' Faust topics too (CLV_REPLICATION_FACTOR)
+    ensure_topics(settings.bootstrap, topic_specs(settings))
     return settings
 
 
 class ClusterWorker(Worker):
     """A worker process with a processing guarantee (Faust reads PROCESSING_GUARANTEE from the
-    environment) and Faust's own topics at the cluster's replication factor."""
+    environment); its Faust topics get the settings' replication factor (``cluster_settings``)."""
 
-    def __init__(self, settings: Settings, log_dir: Path, guarantee: str, replicas: int = 3):
+    def __init__(self, settings: Settings, log_dir: Path, guarantee: str):
         super().__init__(settings, log_dir)
-        self.env = {"PROCESSING_GUARANTEE": guarantee, "TOPIC_REPLICATION_FACTOR": str(replicas)}
+        self.env = {"PROCESSING_GUARANTEE": guarantee}
         self.starts, self.ended = 0, True
 
     def start(self) -> "ClusterWorker":

@@ -62,7 +62,7 @@ def run(kafka_cluster, unique_topic_prefix, tmp_path, guarantee):
         log_dir = tmp_path / name
         log_dir.mkdir(exist_ok=True)
         s = settings if name == "a" else replace(settings, data_dir=str(log_dir / "state"), web_port=free_port())
-        w = ClusterWorker(s, log_dir, guarantee, replicas=kafka_cluster.size)
+        w = ClusterWorker(s, log_dir, guarantee)
         workers.append(w)
         return w
 

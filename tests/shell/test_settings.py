@@ -57,3 +57,16 @@ def test_churn_uses_the_at_risk_setting_for_policies_without_their_own():
     assert rfm.population_config().at_risk_p_alive == 0.3
     matrix = _replace(_Settings(), at_risk_p_alive=0.3)  # the matrix carries its own threshold from the setting
     assert matrix.population_config().at_risk_p_alive == 0.3
+
+
+def test_replication_factor_reaches_every_topic_and_faust():
+    """CLV_REPLICATION_FACTOR: every provisioned topic and the topics Faust creates itself (its changelog)
+    get the cluster's replication factor, not the default 1 a broker kill would take offline."""
+    from streams.topics import topic_specs
+    from streams.topology import create_app
+
+    settings = Settings.from_env({"CLV_REPLICATION_FACTOR": "3"})
+    assert {spec.replication_factor for spec in topic_specs(settings)} == {3}
+    assert create_app(settings).conf.topic_replication_factor == 3
+    with pytest.raises(ValueError, match="CLV_REPLICATION_FACTOR"):
+        Settings.from_env({"CLV_REPLICATION_FACTOR": "0"})
