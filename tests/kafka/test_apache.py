@@ -23,21 +23,11 @@ from streams.kafka.admin import TopicSpec, describe_topics, ensure_topics
 from streams.kafka.apache import KafkaCluster
 from streams.kafka.broker import BROKER_TRAITS, faust_settings_for, free_port, kafka_python_config_for
 from streams.kafka.install import INSTALL_COMMAND, pinned_version
+from tests.kafka.test_broker import pid_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
 
 
 def read_all(bootstrap: str, topic: str, partitions: int, *, want: int, isolation_level: str = "read_uncommitted",
