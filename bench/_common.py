@@ -203,7 +203,9 @@ class Broker:
 
     @property
     def pid(self) -> Optional[int]:
-        return self._impl.nodes[0].pid if self.kind == "kafka" and self._impl.nodes else getattr(self._impl, "pid", None)
+        if self.kind == "kafka":
+            return self._impl.nodes[0].pid if self._impl.nodes else None  # the JVM of the single node
+        return self._impl.pid
 
 
 def start_broker(kind: str, log_path: Path, cleanup_add: Callable[[Callable[[], None]], None]) -> Broker:
