@@ -680,7 +680,7 @@ def section_state(cfg: Config, e2e: E2E, cleanup: Cleanup, show: bool = True) ->
              first_start_s=e2e.figures["first_event_s"])
     if show:
         print(f"  params: changelog {topic}: {records:,} records, {payload / 1e6:.1f} MB key+value, "
-              f"{customers:,} customers ({'tansu never compacts: one record per table write' if e2e.broker.kind == 'tansu' else 'Kafka may have compacted it'}); "
+              f"{customers:,} customers ({'tansu never compacts: one record per table write' if e2e.broker.kind == 'tansu' else 'Kafka compacts closed segments only: normally none yet'}); "
               f"RocksDB dir after graceful stop {rocks_bytes / 1e6:.1f} MB")
         print(f"          codec.encode size equals the changelog value for {customers - mismatch:,}/{customers:,} "
               f"customers; state max {sizes[-1]:,} B")
