@@ -28,6 +28,8 @@ from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
 from streams.demo import start_worker, stop_process, topic_specs  # noqa: E402
 from streams.kafka.admin import ensure_topics  # noqa: E402
+from streams.kafka.apache import KafkaCluster  # noqa: E402
+from streams.kafka.broker import EmbeddedBroker  # noqa: E402
 from streams.kafka.produce import encode_value  # noqa: E402
 from streams.pipeline import Record  # noqa: E402
 from streams.settings import Settings  # noqa: E402
@@ -169,11 +171,56 @@ def probe_event(customer_id: str, event_time_ms: int) -> Tuple[str, bytes, bytes
     return event_id, customer_id.encode(), encode_value(value), event_time_ms
 
 
+# ----------------------------------------------------------------------------- brokers
+
+BROKERS = ("kafka", "tansu")
+BROKER_DESCRIPTIONS = {"kafka": "Apache Kafka (single KRaft node, streams.kafka.apache)",
+                       "tansu": "tansu (embedded, memory storage)"}
+
+
+class Broker:
+    """The broker a section runs on: a single-node Apache Kafka (as the tests' ``kafka_broker`` fixture
+    starts it) or the embedded tansu; ``kind`` (the settings' broker kind), ``bootstrap``, ``pid`` (the
+    broker process, for its CPU and memory) and ``stop()`` whichever it is."""
+
+    def __init__(self, kind: str, log_path: Path):
+        if kind not in BROKERS:
+            raise ValueError(f"broker {kind!r}: one of {', '.join(BROKERS)}")
+        self.kind = kind
+        self._impl = (KafkaCluster(1) if kind == "kafka" else EmbeddedBroker("tansu", log_path=str(log_path)))
+
+    def start(self) -> "Broker":
+        # 10-40 s for the JVM on a loaded 2-core machine (tests/conftest.py allows 180 s too); tansu ~0.1 s.
+        self._impl.start(timeout=180 if self.kind == "kafka" else 20)
+        return self
+
+    def stop(self) -> None:
+        self._impl.stop()
+
+    @property
+    def bootstrap(self) -> str:
+        return self._impl.bootstrap
+
+    @property
+    def pid(self) -> Optional[int]:
+        if self.kind == "kafka":
+            return self._impl.nodes[0].pid if self._impl.nodes else None  # the JVM of the single node
+        return self._impl.pid
+
+
+def start_broker(kind: str, log_path: Path, cleanup_add: Callable[[Callable[[], None]], None]) -> Broker:
+    """Start the chosen broker and register its stop with the caller's clean-up."""
+    broker = Broker(kind, log_path)
+    cleanup_add(broker.stop)  # before start: a start that fails half-way still stops what it started
+    return broker.start()
+
+
 # ----------------------------------------------------------------------------- settings, topics, worker
 
-def bench_settings(bootstrap: str, prefix: str, data_dir: Path, partitions: int, store: str) -> Settings:
-    """Harness settings with all three inputs on ONE topic (deterministic order)."""
-    s = make_settings(bootstrap, "tansu", prefix, data_dir, partitions=partitions)
+def bench_settings(broker: Broker, prefix: str, data_dir: Path, partitions: int, store: str) -> Settings:
+    """Harness settings for ``broker``'s kind with all three inputs on ONE topic (deterministic order).
+    Kafka: the project's default session timeout and no client work-arounds; tansu: its work-arounds."""
+    s = make_settings(broker.bootstrap, broker.kind, prefix, data_dir, partitions=partitions)
     single = f"{prefix}events"
     return replace(s, topic_orders=single, topic_interactions=single, topic_customers=single, store=store)
 

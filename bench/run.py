@@ -6,10 +6,11 @@
     .venv/bin/python bench/run.py --scaling       # + section 5: 10k, 100k and 1M customers (~13 min more)
 
 Sections: 1 core in process (Pipeline.handle vs validation.decode vs json.loads, cProfile);
-2 end to end on tansu (one worker subprocess vs raw aiokafka / kafka-python consumers and a naive Faust agent);
+2 end to end (one worker subprocess vs raw aiokafka / kafka-python consumers and a naive Faust agent);
 3 latency event -> segment change at a fixed rate vs produce -> consume of the raw topic;
 4 state size and recovery (data dir wiped) vs a raw read of the changelog; 5 scaling (seeded state, 10k-1M).
-Not part of the pytest suite. See bench/README.md.
+Sections 2-5 run on a single-node Apache Kafka (`make kafka` fetches it) or, with --broker tansu, on the
+embedded tansu broker. Not part of the pytest suite. See bench/README.md.
 """
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ from typing import Callable, Dict, List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/_common.py
 from _common import (  # noqa: E402
     ROOT,
+    BROKER_DESCRIPTIONS,
+    BROKERS,
+    Broker,
     Row,
     AioObserver,
     TopicObserver,
@@ -55,6 +59,7 @@ from _common import (  # noqa: E402
     records_for,
     rmtree,
     section,
+    start_broker,
     watch_metrics,
 )
 
@@ -65,7 +70,7 @@ from streams.core.validation import decode  # noqa: E402
 from streams.generator import EventGenerator, GeneratorConfig  # noqa: E402
 from streams.kafka.admin import TopicSpec, ensure_topics  # noqa: E402
 from streams.demo import stop_process  # noqa: E402
-from streams.kafka.broker import EmbeddedBroker, free_port  # noqa: E402
+from streams.kafka.broker import free_port  # noqa: E402
 from streams.kafka.produce import encode_value, producer, send_events  # noqa: E402
 from streams.kafka.read import read_to_end  # noqa: E402
 from streams.pipeline import Pipeline, StateCache  # noqa: E402
@@ -95,6 +100,7 @@ class Config:
     keep: bool
     json_path: Optional[str]
     per_event: bool = False
+    broker: str = "kafka"
 
 
 def parse_args(argv=None) -> Config:
@@ -117,6 +123,8 @@ def parse_args(argv=None) -> Config:
     p.add_argument("--scaling-events", type=int, default=20_000,
                    help="events the worker processes at each scaling size, after the seeded state (20000)")
     p.add_argument("--scaling-sizes", help="comma list of customer counts for --scaling (10000,100000,1000000)")
+    p.add_argument("--broker", choices=BROKERS, default="kafka",
+                   help="broker of sections 2-5: kafka (single-node Apache Kafka, default) or tansu (embedded)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--per-event", action="store_true", help="section 2 also runs the per-event live path "
                                                             "(CLV_LIVE_PATH=per-event) on the same topic")
@@ -140,7 +148,8 @@ def parse_args(argv=None) -> Config:
                   scaling=a.scaling, scaling_events=a.scaling_events,
                   scaling_sizes=([int(x) for x in a.scaling_sizes.split(",")] if a.scaling_sizes else
                                  [10_000, 100_000, 1_000_000]),
-                  keep=a.keep, json_path=a.json_path, per_event=a.per_event)
+                  keep=a.keep, json_path=a.json_path, per_event=a.per_event,
+                  broker=a.broker)
 
 
 class Cleanup:
@@ -285,7 +294,7 @@ def section_core(cfg: Config, results: dict) -> None:
 
 @dataclass
 class E2E:
-    broker: EmbeddedBroker
+    broker: Broker
     settings: Settings
     worker: WorkerProc
     workdir: Path
@@ -297,13 +306,12 @@ class E2E:
 def run_e2e(cfg: Config, workdir: Path, cleanup: Cleanup, events_n: int, customers: int, tag: str,
             show: bool = True, naive_agent: bool = True) -> E2E:
     if show:
-        section("2. End to end on tansu: one worker subprocess over a backlog on ONE input topic")
+        section(f"2. End to end on {cfg.broker}: one worker subprocess over a backlog on ONE input topic")
     t = time.perf_counter()
     events = generate(cfg.seed, customers, events_n)
     gen_s = time.perf_counter() - t
-    broker = EmbeddedBroker("tansu", log_path=str(workdir / f"broker-{tag}.log")).start()
-    cleanup.add(broker.stop)
-    settings = bench_settings(broker.bootstrap, f"bench-{tag}-", workdir / f"state-{tag}", cfg.partitions, cfg.store)
+    broker = start_broker(cfg.broker, workdir / f"broker-{tag}.log", cleanup.add)
+    settings = bench_settings(broker, f"bench-{tag}-", workdir / f"state-{tag}", cfg.partitions, cfg.store)
     create_topics(settings)
     topic = settings.topic_orders
     topics = dict.fromkeys(("orders", "interactions", "customers"), topic)
@@ -320,9 +328,9 @@ def run_e2e(cfg: Config, workdir: Path, cleanup: Cleanup, events_n: int, custome
     # Baselines on the same topic, before the worker starts (nothing else running).
     aio = raw_read_aiokafka(broker.bootstrap, topic, produced)
     kp = raw_read_kafka_python(broker.bootstrap, topic, produced)
-    naive = run_naive_agent(broker.bootstrap, topic, produced, cfg.partitions, workdir, tag, cleanup) if naive_agent \
+    naive = run_naive_agent(broker, topic, produced, cfg.partitions, workdir, tag, cleanup) if naive_agent \
         else None
-    nothing = run_naive_agent(broker.bootstrap, topic, produced, cfg.partitions, workdir, tag, cleanup,
+    nothing = run_naive_agent(broker, topic, produced, cfg.partitions, workdir, tag, cleanup,
                               mode="nothing") if naive_agent else None
     per_event = None
     if naive_agent and cfg.per_event:
@@ -363,7 +371,8 @@ def run_e2e(cfg: Config, workdir: Path, cleanup: Cleanup, events_n: int, custome
              per_event_worker_eps=per_event, worker_cpu_share=worker_cpu / wall,
              broker_cpu_share=broker_cpu / wall, agent_body_share=in_agent / wall,
              agent_body_us_per_event=in_agent / max(1, produced - prog.first_count) * 1e6)
-    f["tansu_memory_mb"] = proc_memory_mb(broker.pid)
+    f["broker"] = broker.kind
+    f["broker_memory_mb"] = proc_memory_mb(broker.pid)
     t = time.perf_counter()
     worker.stop()  # graceful: commits offsets and flushes the changelog before section 4 reads it
     f["stop_s"] = time.perf_counter() - t
@@ -376,10 +385,10 @@ def run_e2e(cfg: Config, workdir: Path, cleanup: Cleanup, events_n: int, custome
               f"after process start ({prog.first_count} counted at that poll); "
               f"last applied {prog.done:.2f} s; graceful stop {f['stop_s']:.1f} s")
         print(f"          while processing ({wall:.1f} s): worker process CPU {100 * worker_cpu / wall:.0f}% of one core, "
-              f"tansu CPU {100 * broker_cpu / wall:.0f}%; time inside the agent body (Pipeline.handle + table "
+              f"{broker.kind} CPU {100 * broker_cpu / wall:.0f}%; time inside the agent body (Pipeline.handle + table "
               f"writes + send calls, clvstream_processing_seconds) {100 * in_agent / wall:.0f}% of the wall time, "
-              f"{f['agent_body_us_per_event']:.0f} us/event; tansu resident memory {f['tansu_memory_mb']['rss_mb']:,.0f} MB "
-              f"(peak {f['tansu_memory_mb']['peak_mb']:,.0f} MB)")
+              f"{f['agent_body_us_per_event']:.0f} us/event; {broker.kind} resident memory "
+              f"{f['broker_memory_mb']['rss_mb']:,.0f} MB (peak {f['broker_memory_mb']['peak_mb']:,.0f} MB)")
         rows = [Row("events/s worker (first event -> last applied) vs Faust agent doing nothing (target >= 0.7x)",
                     worker_eps, nothing, "/s", "do-nothing agent"),
                 Row("events/s worker (first event -> last applied) vs naive Faust agent (1 table write/event; "
@@ -399,13 +408,13 @@ def run_e2e(cfg: Config, workdir: Path, cleanup: Cleanup, events_n: int, custome
     return E2E(broker, settings, worker, workdir, events, produced, f)
 
 
-def run_naive_agent(bootstrap: str, topic: str, expected: int, partitions: int, workdir: Path, tag: str,
+def run_naive_agent(broker: Broker, topic: str, expected: int, partitions: int, workdir: Path, tag: str,
                     cleanup: Cleanup, mode: str = "naive") -> float:
     """bench/naive_agent.py over the same topic (its own group): events/s from its first to its last event.
     ``mode`` naive: json + one table write per event; nothing: the agent only counts (Faust's own cost)."""
     tag = f"{mode}-{tag}"
     out = workdir / f"naive-{tag}.txt"
-    env = {**os.environ, "NAIVE_BOOTSTRAP": bootstrap, "NAIVE_TOPIC": topic, "NAIVE_APP": f"naive-{tag}",
+    env = {**os.environ, "NAIVE_BOOTSTRAP": broker.bootstrap, "NAIVE_BROKER_KIND": broker.kind, "NAIVE_TOPIC": topic, "NAIVE_APP": f"naive-{tag}",
            "NAIVE_DATADIR": str(workdir / f"naive-state-{tag}"), "NAIVE_PARTITIONS": str(partitions),
            "NAIVE_PORT": str(free_port()), "NAIVE_EXPECT": str(expected), "NAIVE_OUT": str(out),
            "NAIVE_MODE": mode}
@@ -445,11 +454,11 @@ def _pcts(values: List[float]) -> List[float]:
     return [percentile(s, q) * 1000 for q in (50, 95, 99)] + [s[-1] * 1000 if s else float("nan")]
 
 
-def _latency_run(cfg: Config, broker: EmbeddedBroker, workdir: Path, cleanup: Cleanup, rate: float, k: int) -> dict:
+def _latency_run(cfg: Config, broker: Broker, workdir: Path, cleanup: Cleanup, rate: float, k: int) -> dict:
     """One latency run at ``rate`` with its own worker, topics and raw baseline topic on ``broker``."""
     n = int(rate * cfg.latency_seconds)
     events = generate(cfg.seed + k, cfg.customers, n)
-    settings = bench_settings(broker.bootstrap, f"bench-lat{k}-", workdir / f"state-lat{k}", cfg.partitions, cfg.store)
+    settings = bench_settings(broker, f"bench-lat{k}-", workdir / f"state-lat{k}", cfg.partitions, cfg.store)
     create_topics(settings)
     raw_topic = f"bench-lat{k}-raw"
     ensure_topics(broker.bootstrap, [TopicSpec(raw_topic, cfg.partitions)])
@@ -493,7 +502,7 @@ def _latency_run(cfg: Config, broker: EmbeddedBroker, workdir: Path, cleanup: Cl
     sums = metrics_sums(settings.web_port) or {}
     processed_at_end = int(sums.get("clvstream_events_total", 1)) - 1
     cpu1 = (cpu_seconds(worker.proc.pid), cpu_seconds(broker.pid), time.process_time())
-    cpu_share = {name: (b - a) / feed_s for name, a, b in zip(("worker", "tansu", "bench"), cpu0, cpu1)}
+    cpu_share = {name: (b - a) / feed_s for name, a, b in zip(("worker", broker.kind, "bench"), cpu0, cpu1)}
     agent_share = (sums.get("clvstream_processing_seconds_sum", 0.0) - body0) / feed_s
     watch_metrics(worker, n + 1, timeout=120 + n / 100)
     time.sleep(1.0)  # let the observer catch the last changes
@@ -589,8 +598,7 @@ def section_latency(cfg: Config, workdir: Path, cleanup: Cleanup, results: dict,
         rate, why = min(cfg.rate_cap, e2e_eps / 2), f"half of section 2's {e2e_eps:,.0f}/s, capped at {cfg.rate_cap:,.0f}"
     else:
         rate, why = min(cfg.rate_cap, cfg.default_rate), "default (section 2 not run)"
-    broker = EmbeddedBroker("tansu", log_path=str(workdir / "broker-lat.log")).start()
-    cleanup.add(broker.stop)
+    broker = start_broker(cfg.broker, workdir / "broker-lat.log", cleanup.add)
     runs = [_latency_run(cfg, broker, workdir, cleanup, rate, 1)]
     _print_latency(cfg, runs[0], why)
     if not runs[0]["steady"] and not cfg.rate:
@@ -672,7 +680,7 @@ def section_state(cfg: Config, e2e: E2E, cleanup: Cleanup, show: bool = True) ->
              first_start_s=e2e.figures["first_event_s"])
     if show:
         print(f"  params: changelog {topic}: {records:,} records, {payload / 1e6:.1f} MB key+value, "
-              f"{customers:,} customers (tansu never compacts: one record per table write); "
+              f"{customers:,} customers ({'tansu never compacts: one record per table write' if e2e.broker.kind == 'tansu' else 'Kafka compacts closed segments only: normally none yet'}); "
               f"RocksDB dir after graceful stop {rocks_bytes / 1e6:.1f} MB")
         print(f"          codec.encode size equals the changelog value for {customers - mismatch:,}/{customers:,} "
               f"customers; state max {sizes[-1]:,} B")
@@ -754,9 +762,8 @@ def _scaling_size(cfg: Config, workdir: Path, cleanup: Cleanup, customers: int) 
     sizes = sorted(len(v) for v in store.values())
     state_mean = sum(sizes) / len(sizes)
 
-    broker = EmbeddedBroker("tansu", log_path=str(workdir / f"broker-{tag}.log")).start()
-    cleanup.add(broker.stop)
-    settings = bench_settings(broker.bootstrap, f"bench-{tag}-", workdir / f"state-{tag}", cfg.partitions, cfg.store)
+    broker = start_broker(cfg.broker, workdir / f"broker-{tag}.log", cleanup.add)
+    settings = bench_settings(broker, f"bench-{tag}-", workdir / f"state-{tag}", cfg.partitions, cfg.store)
     create_topics(settings)
     clog = changelog_topic(settings)
     prod = producer(broker.bootstrap, linger_ms=20, batch_size=512 * 1024, max_request_size=8 * 1024 * 1024)
@@ -806,14 +813,14 @@ def _scaling_size(cfg: Config, workdir: Path, cleanup: Cleanup, customers: int) 
                 raw_aiokafka_input_eps=aio_in.rate,
                 recovery_s=prog.first, web_up_s=prog.web_up, worker_eps=(prog.final_count - prog.first_count) / (prog.done - prog.first),
                 first_count=prog.first_count, counted=prog.final_count, restart_kept_s=kept["ready_s"], rocksdb_bytes=rocks,
-                rocksdb_b_per_customer=rocks / customers, tansu_rss_loaded_mb=mem_loaded["rss_mb"],
-                tansu_peak_mb=mem_end["peak_mb"], wall_s=time.perf_counter() - t0)
+                rocksdb_b_per_customer=rocks / customers, broker_rss_loaded_mb=mem_loaded["rss_mb"],
+                broker_peak_mb=mem_end["peak_mb"], wall_s=time.perf_counter() - t0)
 
 
 def section_scaling(cfg: Config, workdir: Path, cleanup: Cleanup, results: dict) -> None:
     sizes = cfg.scaling_sizes
     section(f"5. Scaling: throughput, recovery and state size at {', '.join(f'{c:,}' for c in sizes)} customers")
-    print(f"  params: per size a fresh tansu; N customers' state (one signup each, generator seed {cfg.seed}, cohort "
+    print(f"  params: per size a fresh {cfg.broker} broker; N customers' state (one signup each, generator seed {cfg.seed}, cohort "
           f"signing up at once) built in process by Pipeline.handle and written to the changelog (one record per "
           f"customer, as after compaction); then {cfg.scaling_events:,} follow-up events of the same stream (mostly the "
           f"customers' first orders: CLV scoring + segment) on the input topic; ONE worker started on an empty data "
@@ -836,7 +843,7 @@ def section_scaling(cfg: Config, workdir: Path, cleanup: Cleanup, results: dict)
               f"load average {loadavg()})", flush=True)
     head = (f"  {'customers':>9} | {'worker/s':>8} {'aiokafka/s':>10} | {'clog rec':>9} {'clog MB':>7} | "
             f"{'recov s':>7} {'kept s':>6} {'raw aio s':>9} {'recov/raw':>9} {'raw kp s':>8} {'recov/kp':>8} | "
-            f"{'state B':>7} {'p95 B':>5} {'rocks B':>7} | {'tansu MB':>8}")
+            f"{'state B':>7} {'p95 B':>5} {'rocks B':>7} | {'broker MB':>9}")
     print(head)
     print("  " + "-" * (len(head) - 2))
     for r in rows:
@@ -845,11 +852,11 @@ def section_scaling(cfg: Config, workdir: Path, cleanup: Cleanup, results: dict)
               f"{r['restart_kept_s']:>6.2f} {r['raw_aiokafka_changelog_s']:>9.2f} "
               f"{r['recovery_s'] / r['raw_aiokafka_changelog_s']:>8.1f}x {r['raw_kafka_python_changelog_s']:>8.2f} "
               f"{r['recovery_s'] / r['raw_kafka_python_changelog_s']:>7.1f}x | {r['state_mean_b']:>7.0f} "
-              f"{r['state_p95_b']:>5} {r['rocksdb_b_per_customer']:>7.0f} | {r['tansu_peak_mb']:>8,.0f}")
+              f"{r['state_p95_b']:>5} {r['rocksdb_b_per_customer']:>7.0f} | {r['broker_peak_mb']:>9,.0f}")
     print("  worker/s = follow-up events per second, first -> last applied; aiokafka/s = raw aiokafka read of the same "
           "input topic; recov/raw = recovery / raw read of the whole changelog (target < 3x with aiokafka); state B = "
           "codec state per customer after the signup (mean, p95); rocks B = RocksDB dir after the run / customers; "
-          "tansu MB = tansu's peak resident memory (in-memory storage)")
+          f"broker MB = the {cfg.broker} broker's peak resident memory (tansu: in-memory storage)")
     results["scaling"] = rows
 
 
@@ -867,7 +874,7 @@ def main(argv=None) -> int:
     for line in machine_lines():
         print("  " + line)
     print(f"  run       sections {','.join(map(str, cfg.sections))}{' + scaling' if cfg.scaling else ''}"
-          f"{' (quick)' if '--quick' in (argv or sys.argv) else ''}; broker tansu (embedded, memory storage)")
+          f"{' (quick)' if '--quick' in (argv or sys.argv) else ''}; broker {BROKER_DESCRIPTIONS[cfg.broker]}")
     sys.stdout.flush()
     workdir = Path(tempfile.mkdtemp(prefix="clvstream-bench-"))
     cleanup = Cleanup()
