@@ -131,8 +131,6 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         # Needs stream_wait_empty=False (see create_app), else shutdown waits for it.
         await asyncio.Event().wait()
 
-    revoked_in_checkpoint: set = set()  # input partitions revoked since the current checkpoint began
-
     async def checkpoint(stream, events) -> None:
         """A batch of events settled together (the Kafka Streams / Quix Streams commit order).
 
@@ -146,7 +144,6 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         A crash after 3 leaves states that make the redelivered events redeliveries (no output).
         """
         started = time.perf_counter()
-        revoked_in_checkpoint.clear()
         records = [record_of(event) for event in events]
         states = StateCache(table.get)
         try:
@@ -168,10 +165,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             await asyncio.gather(*sent)
         if app.should_stop:
             await stop_taking()
-        # The assignor still lists a partition between its revocation and the next assignment: the
-        # revocations seen while this checkpoint ran count too, or a revoked worker would write states
-        # behind the new owner's back (seen under CPU load on the 3-node cluster: 81 orders lost).
-        owned = owned_inputs() - revoked_in_checkpoint
+        owned = owned_inputs()
         last_event = {event.message.partition: event for event in events}
         for partition, writes in states.settle_by_partition().items():
             if partition not in owned:
@@ -242,10 +236,8 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
 
     @app.on_partitions_revoked.connect
     async def _on_revoked(sender, revoked, **kwargs):  # noqa: ANN001 - Faust signal signature
-        gone = {tp.partition for tp in revoked if tp.topic in inputs}
-        revoked_in_checkpoint.update(gone)
-        pipeline.forget_partitions(gone)
-        waiting.forget(gone)
+        pipeline.forget_partitions({tp.partition for tp in revoked if tp.topic in inputs})
+        waiting.forget({tp.partition for tp in revoked if tp.topic in inputs})
 
     @app.timer(interval=settings.population_publish_interval_s)
     async def publish_population():
