@@ -18,7 +18,7 @@ import faust
 from faust.types.enums import ProcessingGuarantee
 
 from .kafka.broker import faust_settings_for
-from .kafka.faust_private import in_event_context, set_fetch_max_wait
+from .kafka.faust_private import flush_producer_buffer_fully, in_event_context, set_fetch_max_wait
 from .kafka.partitioning import partition_for
 from .core.prediction import ModelScorer
 from .metrics import MODEL_INFO, PROCESSING_SECONDS, observe, set_population_source, watch_worker
@@ -353,4 +353,5 @@ def create_app(settings: Settings) -> faust.App:
     conf.update(faust_settings_for(settings.broker_profile, session_timeout=settings.session_timeout_s))
     conf.update(faust_credentials(settings))  # SASL/SSL from CLV_* (streams/ops/security.py)
     set_fetch_max_wait(settings.fetch_max_wait_ms)
+    flush_producer_buffer_fully()  # Faust's commit may not run ahead of the changelog
     return faust.App(settings.app_id, **conf)

@@ -13,14 +13,26 @@ is relied on here, so an upgrade that moves it fails there first, not in product
    (``faust/transport/drivers/aiokafka.py``); a parked fetch on a quiet partition then delays fresh
    records by up to that long on some brokers. The patch sets aiokafka's
    ``AIOKafkaConsumer._fetch_max_wait_ms`` (read when the consumer starts its fetcher).
+3. ``flush_producer_buffer_fully``: table writes put their changelog records in Faust's
+   ``ProducerBuffer``; Faust's commit flushes the producer, then commits the input offsets. But
+   ``ProducerBuffer.flush`` (``flush_atmost(None)``) returns as soon as 0.1 s pass without a record
+   sent, records still queued, and its ``size`` does not count the record its sender task has taken
+   but not yet handed to aiokafka. When the loop is busy (a checkpoint holds it for longer than that
+   under CPU load) offsets were committed ahead of changelog records; a kill -9 then left RocksDB
+   ahead of the changelog, and the partition's next owner restored stale states (orders lost in
+   the 3-node rebalance test under CPU load). The patch makes ``flush`` wait for the delivery of
+   every record put in the buffer before it was called (``FutureMessage`` resolves on the broker's
+   ack), and raise if one failed, so no offset is committed past an undelivered changelog record.
 """
 from __future__ import annotations
 
+import asyncio
 import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
 _FETCH_MARK = "_clvstream_fetch_max_wait_ms"
+_UNSETTLED = "_clvstream_unsettled"  # ProducerBuffer attribute: records put, not yet delivered
 
 
 @contextmanager
@@ -52,3 +64,43 @@ def set_fetch_max_wait(ms: int) -> None:
     _create_worker_consumer.__wrapped__ = original
     setattr(_create_worker_consumer, _FETCH_MARK, ms)
     AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+
+
+def flush_producer_buffer_fully() -> None:
+    """Make Faust's ``ProducerBuffer.flush`` wait until every record put before it is delivered
+    (process-wide, idempotent; see 3. above)."""
+    from faust.transport.producer import ProducerBuffer
+
+    if getattr(ProducerBuffer.flush, _UNSETTLED, False):
+        return
+    original_put = ProducerBuffer.put
+
+    def put(self, fut) -> None:
+        unsettled = self.__dict__.get(_UNSETTLED)
+        if unsettled is None:
+            unsettled = self.__dict__[_UNSETTLED] = set()
+        unsettled.add(fut)
+        fut.add_done_callback(unsettled.discard)
+        original_put(self, fut)
+
+    original_flush = ProducerBuffer.flush
+
+    async def flush(self) -> None:
+        if self.state != "running":
+            # Stopping: its sender task may be gone and never deliver what is queued; Faust's own
+            # flush raises or returns then, as before.
+            await original_flush(self)
+            return
+        waiting = list(self.__dict__.get(_UNSETTLED, ()))  # put before this call
+        if not waiting:
+            return
+        await asyncio.wait(waiting)
+        for fut in waiting:
+            if not fut.cancelled() and fut.exception() is not None:
+                raise fut.exception()
+
+    put.__wrapped__ = original_put
+    flush.__wrapped__ = original_flush
+    setattr(flush, _UNSETTLED, True)
+    ProducerBuffer.put = put
+    ProducerBuffer.flush = flush

@@ -1,6 +1,7 @@
 """What streams/kafka/faust_private.py relies on in Faust's and aiokafka's private API, with real
 objects and no broker: a table write takes its partition from the event set by ``in_event_context``
-(and only inside it), and the worker consumer Faust builds waits ``set_fetch_max_wait`` ms."""
+(and only inside it), the worker consumer Faust builds waits ``set_fetch_max_wait`` ms, and the
+producer buffer's flush waits for every record put before it (``flush_producer_buffer_fully``)."""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +11,7 @@ import pytest
 from faust.streams import current_event
 from faust.types import TP
 
-from streams.kafka.faust_private import in_event_context, set_fetch_max_wait
+from streams.kafka.faust_private import flush_producer_buffer_fully, in_event_context, set_fetch_max_wait
 
 
 class _Message:
@@ -70,3 +71,61 @@ def test_worker_consumer_fetch_wait_is_configurable(tmp_path):
             set_fetch_max_wait(0)
     finally:
         AIOKafkaConsumerThread._create_worker_consumer = before  # other tests in this process see what they saw
+
+
+def _buffer_flush(app, outcomes) -> tuple:
+    """Three records put in a started ProducerBuffer whose sender needs 0.3 s a record (a loop
+    busy with a checkpoint); returns (records delivered when flush returned, what flush raised)."""
+    from faust.transport.producer import ProducerBuffer
+
+    async def scenario():
+        buffer = ProducerBuffer(loop=asyncio.get_running_loop())
+        buffer.app = app
+        delivered = []
+
+        async def slow_send(fut):
+            await asyncio.sleep(0.3)
+            outcome = outcomes[len(delivered)]
+            delivered.append(fut)
+            fut.set_exception(outcome) if isinstance(outcome, Exception) else fut.set_result(outcome)
+
+        buffer._send_pending = slow_send
+        await buffer.start()
+        try:
+            records = [asyncio.get_running_loop().create_future() for _ in outcomes]
+            for record in records:
+                buffer.put(record)
+            raised = None
+            try:
+                await buffer.flush()
+            except Exception as exc:  # noqa: BLE001 - the test reports what flush raised
+                raised = exc
+            return len(delivered), raised
+        finally:
+            while not buffer.pending.empty():  # what Faust's flush left behind: not sent at the stop
+                buffer.pending.get_nowait().cancel()
+            await buffer.stop()
+
+    return asyncio.run(scenario())
+
+
+def test_the_producer_buffer_flush_waits_for_every_record_put_before_it(tmp_path):
+    from faust.transport.producer import ProducerBuffer
+
+    app = faust.App("private-api-flush", broker="kafka://127.0.0.1:1", datadir=str(tmp_path))
+    before = ProducerBuffer.put, ProducerBuffer.flush
+    # Faust's own methods, even when a topology built earlier in this process patched them already
+    ProducerBuffer.put = getattr(before[0], "__wrapped__", before[0])
+    ProducerBuffer.flush = getattr(before[1], "__wrapped__", before[1])
+    try:
+        delivered, raised = _buffer_flush(app, [None, None, None])
+        assert (delivered, raised) == (0, None), "Faust's flush returns with records undelivered: the reason"
+        flush_producer_buffer_fully()
+        flush_producer_buffer_fully()  # idempotent: wraps Faust's originals once
+        assert ProducerBuffer.flush.__wrapped__ is getattr(before[1], "__wrapped__", before[1])
+        assert _buffer_flush(app, [None, None, None]) == (3, None)
+        failure = RuntimeError("changelog record not delivered")
+        delivered, raised = _buffer_flush(app, [None, failure, None])
+        assert (delivered, raised) == (3, failure), "a failed record must stop the commit that flushes"
+    finally:
+        ProducerBuffer.put, ProducerBuffer.flush = before  # other tests in this process see what they saw
