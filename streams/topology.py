@@ -27,6 +27,7 @@ from .core.aggregation import summary_dict
 from .core.snapshots import version_name
 from .ops.security import aiokafka_config, faust_credentials
 from .pipeline import DEAD_LETTER, POPULATION, REKEY, SEGMENT_CHANGES, Pipeline, Record, StateCache
+from .ownership import PartitionOwnership
 from .population_wait import WaitingRecords
 from .settings import Settings
 # names re-exported for modules that import them from here
@@ -67,9 +68,15 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     table = app.Table(STATE_TABLE, default=None, partitions=settings.partitions,
                       key_type=bytes, value_type=bytes)
 
+    ownership = PartitionOwnership()  # checkpoints and revocations take turns (streams/ownership.py)
+
     @app.on_partitions_assigned.connect
     async def _on_assigned(sender, assigned, **kwargs):  # noqa: ANN001 - Faust signal signature
         pipeline.needs_rebuild = True
+
+    @app.on_rebalance_complete.connect
+    async def _on_rebalance_complete(sender, **kwargs):  # noqa: ANN001 - Faust signal signature
+        ownership.assigned()  # the assignment is known and its tables restored
 
     def partition_of(key: bytes) -> int:
         # The Java/kafka-python default partitioner: where a producer keyed by customer id puts it.
@@ -165,19 +172,16 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             await asyncio.gather(*sent)
         if app.should_stop:
             await stop_taking()
-        owned = owned_inputs()
+        # Every partition of this batch is still ours: a revocation waits for this checkpoint (``ownership``).
         last_event = {event.message.partition: event for event in events}
         for partition, writes in states.settle_by_partition().items():
-            if partition not in owned:
-                continue  # revoked during the flush: its new owner redoes these events (same outputs)
             with in_event_context(last_event[partition]):
                 for key, value in writes.items():
                     table[key] = value
         # No flush here: Faust's commit flushes its producer (these changelog records included) before it
         # commits the offsets of acked events, so the records leave while the next batch is processed.
         for event in events:
-            if event.message.partition in owned:
-                await stream.ack(event)
+            await stream.ack(event)
         share = (time.perf_counter() - started) / len(events)  # the checkpoint's time, spread over its records
         for result in results:
             for done in result.processed():
@@ -185,15 +189,23 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
                 observe(done)
             await waiting.release(result)  # released waiting records: their states are written now
 
+    def still_owned(events) -> list:
+        """The events of partitions this worker owns after the rebalance that held them back; the
+        others are left unacknowledged to their new owner, which reads them again."""
+        owned = owned_inputs()
+        return [event for event in events if event.message.partition in owned]
+
     @app.agent(source, name="customer-events")
     async def customer_events(stream):
         if settings.live_path == "per-event":
             async for event in stream.events():
                 if app.should_stop:
                     await stop_taking()
-                if pipeline.needs_rebuild:
-                    pipeline.rebuild(partition_of, table.items(), owned_inputs())
-                await per_event(event)
+                async with ownership.settling():
+                    if pipeline.needs_rebuild:
+                        pipeline.rebuild(partition_of, table.items(), owned_inputs())
+                    if still_owned([event]):
+                        await per_event(event)
             return
         # A checkpoint puts up to one changelog record per record of the batch in Faust's producer buffer
         # at once; past max_messages (100) Faust throttles the fetch side until it ebbs.
@@ -202,9 +214,12 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         async for events in stream.noack_take(settings.checkpoint_records, settings.checkpoint_interval_ms / 1000):
             if app.should_stop:
                 await stop_taking()
-            if pipeline.needs_rebuild:
-                pipeline.rebuild(partition_of, table.items(), owned_inputs())
-            await checkpoint(stream, events)
+            async with ownership.settling():
+                if pipeline.needs_rebuild:  # after the rebalance: from the restored tables
+                    pipeline.rebuild(partition_of, table.items(), owned_inputs())
+                events = still_owned(events)
+                if events:
+                    await checkpoint(stream, events)
 
     parameters_topic = app.topic(settings.topic_model_parameters, partitions=1, compacting=True,
                                  key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
@@ -236,6 +251,11 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
 
     @app.on_partitions_revoked.connect
     async def _on_revoked(sender, revoked, **kwargs):  # noqa: ANN001 - Faust signal signature
+        # The group reassigns nothing before this returns: let the checkpoint in flight write its states
+        # while the partitions are still ours, then get them to the changelog the new owner restores from
+        # (Faust flushed its producer before this signal, not after that checkpoint).
+        await ownership.revoke()
+        await app.producer.flush()
         pipeline.forget_partitions({tp.partition for tp in revoked if tp.topic in inputs})
         waiting.forget({tp.partition for tp in revoked if tp.topic in inputs})
 
