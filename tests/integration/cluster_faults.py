@@ -153,12 +153,15 @@ class CommittedChanges(threading.Thread):
         arrivals = list(self.arrivals)
         seen = Counter((c["customer_id"], c["sequence"]) for _, c in arrivals)
         first: Dict[tuple, dict] = {}
-        different = 0
+        different, examples = 0, []
         for _, c in arrivals:
             key = (c["customer_id"], c["sequence"])
             if key in first and _comparable(first[key]) != _comparable(c):
                 different += 1
+                examples.append(("copy differs from the first", key, _differing_fields(first[key], c)))
             first.setdefault(key, c)
+        examples += [("first copy differs from expected", k, _differing_fields(first[k], c))
+                     for k, c in want.items() if k in first and _comparable(first[k]) != _comparable(c)]
         times = [t for t, _ in arrivals if t >= fault_started]
         gaps = [b - a for a, b in zip([fault_started] + times, times)]
         return {"changes_expected": len(want), "changes_read": len(arrivals),
@@ -167,7 +170,19 @@ class CommittedChanges(threading.Thread):
                 "changes_unexpected": sum(1 for k in seen if k not in want),
                 "changes_different": different + sum(1 for k, c in want.items()
                                                      if k in first and _comparable(first[k]) != _comparable(c)),
-                "recover_s": round(max(gaps, default=0.0), 1)}
+                "recover_s": round(max(gaps, default=0.0), 1), "examples": examples[:4]}
+
+
+def _differing_fields(got: dict, want: dict, path: str = "") -> Dict[str, tuple]:
+    """field path -> (got, want) for the fields two changes disagree on."""
+    out: Dict[str, tuple] = {}
+    for k in sorted(set(got) | set(want)):
+        a, b = got.get(k), want.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.update(_differing_fields(a, b, f"{path}{k}."))
+        elif a != b:
+            out[f"{path}{k}"] = (a, b)
+    return out
 
 
 def _comparable(change: dict) -> str:

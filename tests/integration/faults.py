@@ -127,6 +127,44 @@ def check_changes(settings, expected: Expected, timeout: float = 60.0) -> dict:
             "examples": (lost + extra + wrong)[:3]}
 
 
+def explain_differences(settings, expected: Expected, states: dict, customers: List[str], limit: int = 3) -> str:
+    """For a failure message: per differing customer, the expected order count, every changelog
+    record of its key (partition@offset, broker time, orders, sequence, input positions applied) and
+    its input records (topic code + partition @ offset), so a reader can tell a missing input, a stale
+    state written after a newer one, or a restore from an older state apart."""
+    from streams.core import codec
+    from streams.kafka.read import read_to_end
+    from streams.topology import STATE_TABLE, source_codes
+
+    wanted = {c.encode() for c in customers[:limit]}
+    lines: List[str] = []
+    history: Dict[bytes, list] = {}
+    changelog = f"{settings.app_id}-{STATE_TABLE}-changelog"
+    for r in read_to_end(settings.bootstrap, changelog, 60, **client_config(settings)):
+        if r.key in wanted and r.value is not None:
+            st = codec.decode(r.value)
+            history.setdefault(r.key, []).append(f"{r.partition}@{r.offset} t={r.timestamp} orders={st.order_count} "
+                                                 f"seq={st.sequence} positions={dict(sorted(st.positions.items()))}")
+    inputs: Dict[bytes, list] = {}
+    codes = source_codes(settings)
+    for topic in sorted(set(codes)):
+        for r in read_to_end(settings.bootstrap, topic, 60, **client_config(settings)):
+            if r.key in wanted:
+                try:
+                    doc = json.loads(r.value) if r.value else {}
+                except ValueError:
+                    doc = {"type": "malformed"}
+                inputs.setdefault(r.key, []).append(f"{codes[topic]}{r.partition}@{r.offset}:{doc.get('type')}")
+    for customer in customers[:limit]:
+        want, have = expected.states.get(customer), states.get(customer)
+        lines.append(f"{customer}: expected orders={getattr(want, 'order_count', None)} "
+                     f"seq={getattr(want, 'sequence', None)}; changelog latest orders="
+                     f"{getattr(have, 'order_count', None)} seq={getattr(have, 'sequence', None)}")
+        lines += [f"  changelog {h}" for h in history.get(customer.encode(), [])]
+        lines.append(f"  inputs {' '.join(inputs.get(customer.encode(), []))}")
+    return "\n".join(lines)
+
+
 def customer_ids_in(log: bytes) -> Counter:
     return Counter(CUSTOMER_ID.findall(log))
 

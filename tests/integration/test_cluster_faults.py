@@ -33,7 +33,7 @@ import pytest
 from tests.integration.cluster_faults import (GUARANTEES, BusyLoops, ClusterWorker, CommittedChanges,
                                               IdempotentTraffic, active_controller, cluster_settings,
                                               partition_leaders)
-from tests.integration.faults import converge, report
+from tests.integration.faults import converge, explain_differences, report
 from tests.integration.harness import Expected, free_port, stable_assignment
 from tests.integration.test_faults import assert_no_customer_ids_in_logs, events_for
 from streams.topology import STATE_TABLE
@@ -84,10 +84,12 @@ def finish(name, settings, guarantee, expected, traffic, verifier, workers, faul
     report(f"{name} [kafka-cluster, {guarantee}]", events_sent=traffic.sent,
            orders_lost=states["orders_lost"], orders_double_counted=states["orders_double_counted"],
            customers_differing=len(states["customers_differing"]),
-           **{k: v for k, v in changes.items() if k != "recover_s"}, crashes=crashes,
+           **{k: v for k, v in changes.items() if k not in ("recover_s", "examples")}, crashes=crashes,
            recover_s=changes["recover_s"], **extra, seconds=round(time.monotonic() - started))
-    assert not states["customers_differing"], states["customers_differing"][:3]
-    assert changes["changes_lost"] == changes["changes_unexpected"] == changes["changes_different"] == 0, changes
+    assert not states["customers_differing"], explain_differences(settings, expected, states["states"],
+                                                                  states["customers_differing"])
+    assert changes["changes_lost"] == changes["changes_unexpected"] == changes["changes_different"] == 0, (
+        {k: v for k, v in changes.items() if k != "examples"}, changes["examples"])
     if guarantee == "exactly_once":
         assert changes["changes_duplicated"] == 0, changes
     assert crashes == 0

@@ -2,13 +2,23 @@
 
 Counts records per key into a RocksDB table whose changelog topic Faust creates itself
 (``topic_allow_declare`` at its default), and sends each new count to an output topic.
-Everything else is Faust's default, so what passes here is Faust on that broker as shipped.
+Everything else is Faust's default, with the two patches the project's worker applies to
+Faust itself (streams/worker.py, streams/topology.py): as shipped, Faust's recovery drops events it
+has already fetched (seen in CI: a record produced before the second start never counted), and
+its producer-buffer flush can let a commit run ahead of the changelog. So what passes here is
+Faust on that broker as the worker runs it.
 Run: ``python tests/kafka/faust_probe.py worker`` with the PROBE_* variables set.
 """
 
 import os
 
 import faust
+
+from streams.kafka.faust_private import flush_producer_buffer_fully
+from streams.kafka.flow_control import keep_events_on_redundant_resume
+
+keep_events_on_redundant_resume()
+flush_producer_buffer_fully()
 
 app = faust.App(
     os.environ["PROBE_APP"],

@@ -361,7 +361,7 @@ def produce_words(bootstrap: str, topic: str, words: list[str]) -> None:
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_faust_worker_creates_its_topics_assigns_and_recovers_its_table(kafka_broker, unique_topic_prefix,
                                                                        tmp_path, guarantee):
-    """Faust as shipped on this Kafka: the worker starts, its own PartitionAssignor leads the
+    """Faust on this Kafka, as the worker runs it: the worker starts, its own PartitionAssignor leads the
     group, it creates the table's changelog (compacted) and its leader topic itself, and a
     restart with the RocksDB data dir wiped recovers the counts from the changelog alone.
 
