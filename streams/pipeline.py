@@ -58,6 +58,9 @@ SEGMENT_CHANGES, DEAD_LETTER, REKEY, POPULATION = "segment_changes", "dead_lette
 DEFERRED, TICK = "deferred", "tick"  # outcomes: the record waits for a complete population version; a tick
 # A record with this key on the rekey topic carries nothing: it makes the worker retry that partition's waiting records.
 POPULATION_TICK = b"\x00population-tick"
+# json.dumps(doc, separators=(",", ":")) without building an encoder per call (what dumps does
+# whenever an argument differs from its defaults): the same text.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,7 +411,7 @@ class Pipeline:
 
     def _publish(self, result: Result, key: bytes, change: dict) -> None:
         result.changes.append(change)
-        result.outputs.append((SEGMENT_CHANGES, key, json.dumps(change, separators=(",", ":")).encode()))
+        result.outputs.append((SEGMENT_CHANGES, key, _compact_json(change).encode()))
 
     # -- silent customers ---------------------------------------------------
     def _schedule(self, partition: int, customer_id: str, at_ms: Optional[int]) -> None:

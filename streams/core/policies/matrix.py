@@ -20,6 +20,7 @@ flap between segments.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
 from ..clv import ClvFigures
@@ -82,7 +83,7 @@ class MatrixPolicy:
     def segments(self) -> Tuple[str, ...]:
         return SEGMENTS
 
-    @property
+    @cached_property  # the policy is frozen: built once, not at every assessment
     def stability(self) -> Stability:
         return Stability(self.hysteresis, self.min_dwell_days)
 
