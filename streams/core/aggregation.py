@@ -102,10 +102,21 @@ def _derived_metrics(state: CustomerState, record: Optional[list], cfg: Populati
     revenue, margin = state.net_revenue_cents, state.margin_cents
     metrics = {"historical_revenue": revenue, "historical_margin": margin}
     if record is not None:
-        formula, predicted = record[1], record[2]
-        metrics["clv"] = {"formula": formula, "predicted": formula if predicted is None else predicted,
-                          "historical_margin": margin, "historical_revenue": revenue}.get(cfg.value_metric, formula)
+        metrics["clv"] = _clv_cents(record, revenue, margin, cfg.value_metric)
     return metrics
+
+
+def _clv_cents(record: list, revenue: int, margin: int, value_metric: str) -> int:
+    """The "clv" metric: the policy's value figure (formula CLV for a metric it does not know)."""
+    formula = record[1]
+    if value_metric == "predicted":
+        predicted = record[2]
+        return formula if predicted is None else predicted
+    if value_metric == "historical_margin":
+        return margin
+    if value_metric == "historical_revenue":
+        return revenue
+    return formula
 
 
 @dataclass(frozen=True)
@@ -134,9 +145,14 @@ def contribution_of(state: CustomerState, cfg: PopulationConfig) -> Optional[Con
     figures = (1, revenue, margin, formula, predicted, potential, churned,
                int(nps is not None), int(nps is not None and nps >= 9), int(nps is not None and nps <= 6),
                state.ces_count, state.ces_sum)
-    metrics = _derived_metrics(state, record, cfg)
-    if record is not None and len(record) > 4:
-        metrics.update(record[4])
+    if record is None:  # the derived metrics alone, already sorted by name
+        return Contribution(state.segment, figures, (("historical_margin", margin), ("historical_revenue", revenue)))
+    clv = _clv_cents(record, revenue, margin, cfg.value_metric)
+    if len(record) <= 4:
+        return Contribution(state.segment, figures,
+                            (("clv", clv), ("historical_margin", margin), ("historical_revenue", revenue)))
+    metrics = {"historical_revenue": revenue, "historical_margin": margin, "clv": clv}
+    metrics.update(record[4])
     return Contribution(state.segment, figures, tuple(sorted(metrics.items())))
 
 

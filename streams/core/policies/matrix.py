@@ -113,10 +113,15 @@ class MatrixPolicy:
 
 
 def value_of(clv: ClvFigures, metric: str) -> float:
+    if metric == "formula":
+        return clv.formula
     if metric == "predicted":
         return clv.predicted if clv.predicted is not None else clv.formula
-    return {"formula": clv.formula, "historical_margin": clv.historical_margin,
-            "historical_revenue": clv.historical_revenue}[metric]
+    if metric == "historical_margin":
+        return clv.historical_margin
+    if metric == "historical_revenue":
+        return clv.historical_revenue
+    raise KeyError(metric)
 
 
 def assess(state: CustomerState, clv: ClvFigures, policy: MatrixPolicy, as_of_ms: int,
