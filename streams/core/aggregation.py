@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Dict, Iterable, Mapping, Optional, Tuple
+from operator import add, sub
+from typing import Dict, Iterable, Mapping, NamedTuple, Optional, Tuple
 
 import msgpack
 
@@ -119,8 +120,7 @@ def _clv_cents(record: list, revenue: int, margin: int, value_metric: str) -> in
     return formula
 
 
-@dataclass(frozen=True)
-class Contribution:
+class Contribution(NamedTuple):  # a tuple: built twice per event, compared at every update
     segment: str
     figures: Tuple[int, ...]  # in _FIELDS order
     metrics: Tuple[Tuple[str, int], ...]  # (name, hundredths), sorted by name
@@ -191,8 +191,7 @@ class PopulationAggregate:
             totals = self.segments.get(old.segment)
             if totals is None:
                 raise ValueError(f"removing a customer from empty segment {old.segment!r}")
-            for i, (a, b) in enumerate(zip(old.figures, new.figures)):
-                totals[i] += b - a
+            totals[:] = map(add, totals, map(sub, new.figures, old.figures))  # totals[i] += new - old, in C
             was, now = old.metrics, new.metrics
             if was == now:
                 return True
@@ -201,8 +200,7 @@ class PopulationAggregate:
                 # (moves of different metrics commute, so this equals the set difference below)
                 for (name, a), (_, b) in zip(was, now):
                     if a != b:
-                        self._move(name, a, -1)
-                        self._move(name, b, 1)
+                        self._shift(name, a, b)
                 return True
             for name, cents in sorted(set(was) - set(now)):
                 self._move(name, cents, -1)
@@ -214,6 +212,16 @@ class PopulationAggregate:
         if new is not None:
             self.add(new, 1)
         return True
+
+    def _shift(self, name: str, old_cents: int, new_cents: int) -> None:
+        """One customer's value of ``name`` moves: ``_move(old, -1)`` then ``_move(new, 1)``, looked up once."""
+        h = self.metrics.get(name)
+        if h is None or h.count == 1:  # the removal would empty the histogram: the two steps as they are
+            self._move(name, old_cents, -1)
+            self._move(name, new_cents, 1)
+            return
+        h.add_cents(old_cents, -1)
+        h.add_cents(new_cents, 1)
 
     def _move(self, name: str, cents: int, sign: int) -> None:
         h = self.metrics.get(name)
