@@ -173,8 +173,10 @@ class PopulationAggregate:
             if sign < 0:
                 raise ValueError(f"removing a customer from empty segment {c.segment!r}")
             totals = self.segments[c.segment] = [0] * len(_FIELDS)
-        for i, x in enumerate(c.figures):
-            totals[i] += sign * x
+        if sign == 1 or sign == -1:  # totals[i] += sign * x, in C
+            totals[:] = map(add if sign == 1 else sub, totals, c.figures)
+        else:
+            totals[:] = [t + sign * x for t, x in zip(totals, c.figures)]
         if totals[0] == 0:
             if any(totals):
                 raise ValueError(f"segment {c.segment!r} has no customers but non-zero sums: {totals}")
