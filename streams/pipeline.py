@@ -145,6 +145,9 @@ class _ResumePoint:
         return max(candidates) if candidates else None
 
 
+_NOT_LOADED = object()  # a key the cache has not asked ``load`` for (None: asked, no state stored)
+
+
 class StateCache:
     """Decoded customer states between two checkpoints: decoded once, encoded once at ``settle``.
 
@@ -162,12 +165,11 @@ class StateCache:
         self.changed: Dict[bytes, int] = {}  # key -> input partition of its latest change
 
     def get(self, key: bytes) -> Optional[CustomerState]:
-        try:
-            return self.states[key]
-        except KeyError:
+        state = self.states.get(key, _NOT_LOADED)  # not try/except: the per-event path always misses once
+        if state is _NOT_LOADED:
             blob = self.load(key)
             state = self.states[key] = codec.decode(blob) if blob is not None else None
-            return state
+        return state
 
     def put(self, key: bytes, state: CustomerState, partition: int) -> None:
         self.states[key] = state
