@@ -58,6 +58,9 @@ SEGMENT_CHANGES, DEAD_LETTER, REKEY, POPULATION = "segment_changes", "dead_lette
 DEFERRED, TICK = "deferred", "tick"  # outcomes: the record waits for a complete population version; a tick
 # A record with this key on the rekey topic carries nothing: it makes the worker retry that partition's waiting records.
 POPULATION_TICK = b"\x00population-tick"
+# json.dumps(doc, separators=(",", ":")) without building an encoder per call (what dumps does
+# whenever an argument differs from its defaults): the same text.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,9 @@ class _ResumePoint:
         return max(candidates) if candidates else None
 
 
+_NOT_LOADED = object()  # a key the cache has not asked ``load`` for (None: asked, no state stored)
+
+
 class StateCache:
     """Decoded customer states between two checkpoints: decoded once, encoded once at ``settle``.
 
@@ -159,12 +165,11 @@ class StateCache:
         self.changed: Dict[bytes, int] = {}  # key -> input partition of its latest change
 
     def get(self, key: bytes) -> Optional[CustomerState]:
-        try:
-            return self.states[key]
-        except KeyError:
+        state = self.states.get(key, _NOT_LOADED)  # not try/except: the per-event path always misses once
+        if state is _NOT_LOADED:
             blob = self.load(key)
             state = self.states[key] = codec.decode(blob) if blob is not None else None
-            return state
+        return state
 
     def put(self, key: bytes, state: CustomerState, partition: int) -> None:
         self.states[key] = state
@@ -408,7 +413,7 @@ class Pipeline:
 
     def _publish(self, result: Result, key: bytes, change: dict) -> None:
         result.changes.append(change)
-        result.outputs.append((SEGMENT_CHANGES, key, json.dumps(change, separators=(",", ":")).encode()))
+        result.outputs.append((SEGMENT_CHANGES, key, _compact_json(change).encode()))
 
     # -- silent customers ---------------------------------------------------
     def _schedule(self, partition: int, customer_id: str, at_ms: Optional[int]) -> None:

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Dict, Iterable, Mapping, Optional, Tuple
+from operator import add, sub
+from typing import Dict, Iterable, Mapping, NamedTuple, Optional, Tuple
 
 import msgpack
 
@@ -102,14 +103,24 @@ def _derived_metrics(state: CustomerState, record: Optional[list], cfg: Populati
     revenue, margin = state.net_revenue_cents, state.margin_cents
     metrics = {"historical_revenue": revenue, "historical_margin": margin}
     if record is not None:
-        formula, predicted = record[1], record[2]
-        metrics["clv"] = {"formula": formula, "predicted": formula if predicted is None else predicted,
-                          "historical_margin": margin, "historical_revenue": revenue}.get(cfg.value_metric, formula)
+        metrics["clv"] = _clv_cents(record, revenue, margin, cfg.value_metric)
     return metrics
 
 
-@dataclass(frozen=True)
-class Contribution:
+def _clv_cents(record: list, revenue: int, margin: int, value_metric: str) -> int:
+    """The "clv" metric: the policy's value figure (formula CLV for a metric it does not know)."""
+    formula = record[1]
+    if value_metric == "predicted":
+        predicted = record[2]
+        return formula if predicted is None else predicted
+    if value_metric == "historical_margin":
+        return margin
+    if value_metric == "historical_revenue":
+        return revenue
+    return formula
+
+
+class Contribution(NamedTuple):  # a tuple: built twice per event, compared at every update
     segment: str
     figures: Tuple[int, ...]  # in _FIELDS order
     metrics: Tuple[Tuple[str, int], ...]  # (name, hundredths), sorted by name
@@ -134,9 +145,14 @@ def contribution_of(state: CustomerState, cfg: PopulationConfig) -> Optional[Con
     figures = (1, revenue, margin, formula, predicted, potential, churned,
                int(nps is not None), int(nps is not None and nps >= 9), int(nps is not None and nps <= 6),
                state.ces_count, state.ces_sum)
-    metrics = _derived_metrics(state, record, cfg)
-    if record is not None and len(record) > 4:
-        metrics.update(record[4])
+    if record is None:  # the derived metrics alone, already sorted by name
+        return Contribution(state.segment, figures, (("historical_margin", margin), ("historical_revenue", revenue)))
+    clv = _clv_cents(record, revenue, margin, cfg.value_metric)
+    if len(record) <= 4:
+        return Contribution(state.segment, figures,
+                            (("clv", clv), ("historical_margin", margin), ("historical_revenue", revenue)))
+    metrics = {"historical_revenue": revenue, "historical_margin": margin, "clv": clv}
+    metrics.update(record[4])
     return Contribution(state.segment, figures, tuple(sorted(metrics.items())))
 
 
@@ -157,8 +173,10 @@ class PopulationAggregate:
             if sign < 0:
                 raise ValueError(f"removing a customer from empty segment {c.segment!r}")
             totals = self.segments[c.segment] = [0] * len(_FIELDS)
-        for i, x in enumerate(c.figures):
-            totals[i] += sign * x
+        if sign == 1 or sign == -1:  # totals[i] += sign * x, in C
+            totals[:] = map(add if sign == 1 else sub, totals, c.figures)
+        else:
+            totals[:] = [t + sign * x for t, x in zip(totals, c.figures)]
         if totals[0] == 0:
             if any(totals):
                 raise ValueError(f"segment {c.segment!r} has no customers but non-zero sums: {totals}")
@@ -175,8 +193,7 @@ class PopulationAggregate:
             totals = self.segments.get(old.segment)
             if totals is None:
                 raise ValueError(f"removing a customer from empty segment {old.segment!r}")
-            for i, (a, b) in enumerate(zip(old.figures, new.figures)):
-                totals[i] += b - a
+            totals[:] = map(add, totals, map(sub, new.figures, old.figures))  # totals[i] += new - old, in C
             was, now = old.metrics, new.metrics
             if was == now:
                 return True
@@ -185,8 +202,7 @@ class PopulationAggregate:
                 # (moves of different metrics commute, so this equals the set difference below)
                 for (name, a), (_, b) in zip(was, now):
                     if a != b:
-                        self._move(name, a, -1)
-                        self._move(name, b, 1)
+                        self._shift(name, a, b)
                 return True
             for name, cents in sorted(set(was) - set(now)):
                 self._move(name, cents, -1)
@@ -198,6 +214,16 @@ class PopulationAggregate:
         if new is not None:
             self.add(new, 1)
         return True
+
+    def _shift(self, name: str, old_cents: int, new_cents: int) -> None:
+        """One customer's value of ``name`` moves: ``_move(old, -1)`` then ``_move(new, 1)``, looked up once."""
+        h = self.metrics.get(name)
+        if h is None or h.count == 1:  # the removal would empty the histogram: the two steps as they are
+            self._move(name, old_cents, -1)
+            self._move(name, new_cents, 1)
+            return
+        h.add_cents(old_cents, -1)
+        h.add_cents(new_cents, 1)
 
     def _move(self, name: str, cents: int, sign: int) -> None:
         h = self.metrics.get(name)

@@ -164,8 +164,10 @@ def apply(state: CustomerState, event: Event, lateness_ms: int,
     if source_wm is None or t > source_wm:
         state.source_watermarks[source] = t
         horizon = t - lateness_ms
-        if any(ts < horizon and src == source for ts, src in state.recent_ids.values()):
-            state.recent_ids = {k: v for k, v in state.recent_ids.items() if v[1] != source or v[0] >= horizon}
+        for ts, src in state.recent_ids.values():  # a loop, not any(generator): this runs for most events
+            if ts < horizon and src == source:
+                state.recent_ids = {k: v for k, v in state.recent_ids.items() if v[1] != source or v[0] >= horizon}
+                break
     return APPLIED
 
 

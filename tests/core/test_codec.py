@@ -23,3 +23,71 @@ def test_unknown_format_version_is_refused():
     row[0] = 99  # the first element is the format version
     with pytest.raises(ValueError, match="unknown customer state format 99"):
         codec.decode(msgpack.packb(row))
+
+
+# -- the positional codec against the by-name one it replaced (same bytes, same states) -----------
+_FIELDS = [f.name for f in __import__("dataclasses").fields(CustomerState)]
+
+
+def _reference_encode(state: CustomerState) -> bytes:
+    row = [codec.FORMAT_VERSION]
+    for name in _FIELDS:
+        value = getattr(state, name)
+        if name == "days":
+            value = [x for d, (n, c) in sorted(value.items()) for x in (d, n, c)]
+        elif name == "recent_ids":
+            sources = sorted({src for _, src in value.values()})
+            index = {src: i for i, src in enumerate(sources)}
+            value = [sources, [x for h, (t, src) in value.items() for x in (h, t, index[src])]]
+        row.append(value)
+    return msgpack.packb(row, use_bin_type=True)
+
+
+def _reference_decode(blob: bytes) -> CustomerState:
+    row = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    values = dict(zip(_FIELDS, row[1:]))
+    days = values["days"]
+    values["days"] = {days[i]: [days[i + 1], days[i + 2]] for i in range(0, len(days), 3)}
+    sources, ids = values["recent_ids"]
+    values["recent_ids"] = {ids[i]: (ids[i + 1], sources[ids[i + 2]]) for i in range(0, len(ids), 3)}
+    for k in ("last_nps_key", "signup_key", "attributes_key"):
+        if values[k] is not None:
+            values[k] = tuple(values[k])
+    return CustomerState(**values)
+
+
+def _generated_states():
+    from streams.generator import EventGenerator, GeneratorConfig
+    from streams.kafka.produce import encode_value
+    from streams.pipeline import Pipeline, Record
+    from streams.settings import Settings
+    from streams.topology import source_codes
+
+    settings = Settings()
+    pipeline = Pipeline(settings.engine_config(), settings.edge_rules(), source_codes(settings))
+    store = {}
+    config = GeneratorConfig(seed=5, customers=150, share_duplicates=0.05, share_out_of_order=0.05)
+    for i, ev in enumerate(EventGenerator(config).events(limit=2500)):
+        topic = (settings.topic_orders, settings.topic_interactions, settings.topic_customers)[i % 3]
+        record = Record(topic, i % 4, i, ev.key.encode(), encode_value(ev.value), ev.event_time_ms)
+        store.update(pipeline.handle(record, store.get).writes)
+    return [_reference_decode(blob) for blob in store.values()]
+
+
+def test_the_positional_codec_writes_and_reads_what_the_by_name_codec_did():
+    states = _generated_states()
+    assert any(len({src for _, src in s.recent_ids.values()}) > 1 for s in states)  # several sources
+    for state in states:
+        blob = codec.encode(state)
+        assert blob == _reference_encode(state)
+        assert codec.decode(blob) == _reference_decode(blob) == state
+
+
+def test_a_format_1_state_decodes_as_it_did():
+    """States written before population records (format 1: no last field) still sit in changelogs."""
+    for state in _generated_states():
+        row = msgpack.unpackb(_reference_encode(state), raw=False, strict_map_key=False)
+        old = msgpack.packb([1] + row[1:-1], use_bin_type=True)
+        decoded = codec.decode(old)
+        assert decoded == _reference_decode(old)
+        assert decoded.population_record is None and decoded.customer_id == state.customer_id

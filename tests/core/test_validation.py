@@ -119,3 +119,24 @@ def test_surrogates_are_not_text():
     pair = decode(base.replace(b"@", b"\\ud83d\\ude00"))  # a valid pair is fine at this step
     assert not (isinstance(pair, Rejection) and pair.reason == "malformed_json")
     assert _json.loads(b'"\\ud83d\\ude00"') == "\U0001F600"
+
+
+def test_format_time_ms_gives_the_text_of_the_float_timestamp_path():
+    """The integer path must write what datetime.fromtimestamp(ms / 1000) wrote, to the byte."""
+    import random
+    from datetime import datetime, timezone
+
+    from streams.core.validation import format_time_ms
+
+    def reference(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds") \
+            .replace("+00:00", "Z")
+
+    rng = random.Random(3)
+    limit = 2 ** 32 * 1000
+    samples = [0, 1, 999, 1000, 946_684_800_000, 1_735_689_600_123, limit - 1, limit, limit + 1,
+               253_402_300_799_999]  # 9999-12-31T23:59:59.999Z
+    samples += [rng.randrange(0, limit) for _ in range(50_000)]
+    samples += [rng.randrange(limit, 253_402_300_800_000) for _ in range(2_000)]
+    for ms in samples:
+        assert format_time_ms(ms) == reference(ms), ms

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from ..clv import ClvFigures
@@ -140,7 +141,7 @@ class CriteriaPolicy:
             levels[self.exit.name] = dict(self.exit.service_level)
         return levels
 
-    @property
+    @cached_property  # the policy is frozen: built once, not at every assessment
     def stability(self) -> Stability:
         return Stability(self.hysteresis, self.min_dwell_days)
 

@@ -20,6 +20,7 @@ flap between segments.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
 from ..clv import ClvFigures
@@ -82,7 +83,7 @@ class MatrixPolicy:
     def segments(self) -> Tuple[str, ...]:
         return SEGMENTS
 
-    @property
+    @cached_property  # the policy is frozen: built once, not at every assessment
     def stability(self) -> Stability:
         return Stability(self.hysteresis, self.min_dwell_days)
 
@@ -112,10 +113,15 @@ class MatrixPolicy:
 
 
 def value_of(clv: ClvFigures, metric: str) -> float:
+    if metric == "formula":
+        return clv.formula
     if metric == "predicted":
         return clv.predicted if clv.predicted is not None else clv.formula
-    return {"formula": clv.formula, "historical_margin": clv.historical_margin,
-            "historical_revenue": clv.historical_revenue}[metric]
+    if metric == "historical_margin":
+        return clv.historical_margin
+    if metric == "historical_revenue":
+        return clv.historical_revenue
+    raise KeyError(metric)
 
 
 def assess(state: CustomerState, clv: ClvFigures, policy: MatrixPolicy, as_of_ms: int,

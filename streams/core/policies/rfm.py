@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import product
 from typing import Dict, List, Mapping, Optional, Tuple
 
@@ -132,7 +133,7 @@ class RfmPolicy:
         levels[self.no_orders_segment] = dict(self.no_orders_service_level)
         return levels
 
-    @property
+    @cached_property  # the policy is frozen: built once, not at every assessment
     def stability(self) -> Stability:
         return Stability(self.hysteresis, self.min_dwell_days)
 
