@@ -4,8 +4,10 @@ A checkpoint (``topology.checkpoint``) sends its outputs, waits for their acks, 
 changed states to the table (RocksDB + changelog) and acknowledges its events. Faust runs the
 revocation of a rebalance beside it: with ``stream_wait_empty=False`` (needed for a prompt
 shutdown) nothing waits for the checkpoint in flight, and the assignor keeps listing revoked
-partitions until the next assignment. A revoked worker then wrote states behind the new owner's
-back (seen under CPU load on the 3-node cluster: the stale state won on the changelog).
+partitions until the next assignment. So a revoked worker could write states after Faust's
+revoke-time flush, behind the new owner's back. (The orders lost under CPU load in the 3-node
+fault tests, first suspected to be this, came from standby promotion: see CLV_STANDBY_REPLICAS.
+This race is read from Faust's code, not measured.)
 
 ``PartitionOwnership`` closes that at its cause, the way Kafka Streams commits its tasks inside
 ``onPartitionsRevoked``:
