@@ -122,8 +122,8 @@ def run(name: str) -> dict:
     ticks = 0
     pending: List[Record] = []
 
-    def feed(chunk: List[Record]) -> None:
-        nonlocal ticks
+    def apply(chunk: List[Record], trace_settle: bool) -> None:
+        """Per event or as one batch, as the trace's mode says; the batch's settled writes traced if asked."""
         if batch is None:
             for record in chunk:
                 result = pipeline.handle(record, store.get)
@@ -134,21 +134,17 @@ def run(name: str) -> dict:
             for result in pipeline.handle_batch(chunk, states):
                 trace.result(result)
             writes = states.settle()
-            trace.add("settle", sorted(writes.items()))
+            if trace_settle:
+                trace.add("settle", sorted(writes.items()))
             store.update(writes)
+
+    def feed(chunk: List[Record]) -> None:
+        nonlocal ticks
+        apply(chunk, trace_settle=True)
         if versioned:
             for p in pipeline.releasable():  # what the shell does: a tick to each partition that can go on
                 ticks += 1
-                tick = Record(rekey, p, 10**6 + ticks, POPULATION_TICK, b"", None)
-                if batch is None:
-                    result = pipeline.handle(tick, store.get)
-                    store.update(result.writes)
-                    trace.result(result)
-                else:
-                    states = StateCache(store.get)
-                    for result in pipeline.handle_batch([tick], states):
-                        trace.result(result)
-                    store.update(states.settle())
+                apply([Record(rekey, p, 10**6 + ticks, POPULATION_TICK, b"", None)], trace_settle=False)
 
     step = batch or 50
     for n in range(0, len(records), step):
