@@ -19,7 +19,7 @@ from streams.generator import EventGenerator, GeneratorConfig
 from streams.kafka.admin import ensure_topics
 from streams.kafka.broker import EmbeddedBroker
 from streams.demo import topic_specs
-from tests.integration.faults import (Traffic, check_changes, converge, customer_ids_in, report,
+from tests.integration.faults import (Traffic, check_changes, converge, customer_ids_in, explain_differences, report,
                                       wait_for_changes)
 from tests.integration.harness import Expected, Worker, free_port, make_settings
 
@@ -69,7 +69,8 @@ def test_kill_9_while_events_flow(env, tmp_path):
            orders_lost=states["orders_lost"], orders_double_counted=states["orders_double_counted"],
            customers_differing=len(states["customers_differing"]), crashes=int(crashed),
            **{k: v for k, v in changes.items() if k != "examples"}, seconds=round(time.monotonic() - started))
-    assert not states["customers_differing"], states["customers_differing"][:3]
+    assert not states["customers_differing"], explain_differences(settings, expected, states["states"],
+                                                                  states["customers_differing"])
     assert changes["changes_lost"] == changes["changes_unexpected"] == changes["changes_different"] == 0, changes
     assert not crashed
     assert_no_customer_ids_in_logs(worker)
@@ -104,7 +105,8 @@ def test_rebalances_while_events_flow(env, tmp_path):
            orders_lost=states["orders_lost"], orders_double_counted=states["orders_double_counted"],
            customers_differing=len(states["customers_differing"]), crashes=int(crashed),
            **{k: v for k, v in changes.items() if k != "examples"}, seconds=round(time.monotonic() - started))
-    assert not states["customers_differing"], states["customers_differing"][:3]
+    assert not states["customers_differing"], explain_differences(settings, expected, states["states"],
+                                                                  states["customers_differing"])
     assert changes["changes_lost"] == changes["changes_unexpected"] == changes["changes_different"] == 0, changes
     assert not crashed
     assert_no_customer_ids_in_logs(a, b)
