@@ -436,8 +436,10 @@ async def _whole_topic_reader(settings: Settings, topic: str):
     every worker reads all of it (model parameters, population figures)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    # exactly once: population cuts are sent in the partitions' transactions; an aborted one is not read
+    isolation = "read_committed" if settings.exactly_once else "read_uncommitted"
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", **aiokafka_config(settings))
+                                auto_offset_reset="earliest", isolation_level=isolation, **aiokafka_config(settings))
     await consumer.start()
     consumer.assign([TopicPartition(topic, 0)])
     return consumer
