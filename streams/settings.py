@@ -46,6 +46,7 @@ class Settings:
     partitions: int = _env("CLV_PARTITIONS", 8, int, doc="Partitions of the input topics and the state table (must match the topics).")
     replication_factor: int = _env("CLV_REPLICATION_FACTOR", 1, int, doc="Replicas of every topic the engine creates (`clvstream topics provision`, Faust's changelog): the cluster's replication factor in production (3 on a 3-broker cluster with `min.insync.replicas=2`).")
     session_timeout_s: float = _env("CLV_SESSION_TIMEOUT", 10.0, float, doc="Consumer group session timeout, seconds.")
+    standby_replicas: int = _env("CLV_STANDBY_REPLICAS", 0, int, doc="Faust standby replicas of the state table (warm copies on other workers). 0 by default: with Faust's default of 1, a standby promoted to active during rebalances under CPU load served states it did not have (orders lost in the 3-node fault tests; none without standbys). A takeover then restores the partition from the changelog (`clvstream restore` for large states).")
     web_host: str = _env("CLV_WEB_HOST", "127.0.0.1", doc="Bind address of the worker's web server (metrics, API).")
     web_port: int = _env("CLV_WEB_PORT", 6066, int, doc="Port of the worker's web server.")
     web_advertised_url: str = _env("CLV_WEB_ADVERTISED_URL", "", doc="URL other workers use to reach this worker's web server (customer lookups are forwarded to the key's owner); empty: `http://<CLV_WEB_HOST or the host name>:<CLV_WEB_PORT>`.")
@@ -148,6 +149,8 @@ class Settings:
                 raise ValueError("CLV_PROCESSING_GUARANTEE=exactly_once needs CLV_LIVE_PATH=checkpointed")
         if settings.replication_factor < 1:
             raise ValueError("CLV_REPLICATION_FACTOR must be at least 1")
+        if settings.standby_replicas < 0:
+            raise ValueError("CLV_STANDBY_REPLICAS must be 0 or more")
         if min(settings.checkpoint_records, settings.checkpoint_interval_ms, settings.fetch_max_wait_ms) <= 0:
             raise ValueError("CLV_CHECKPOINT_RECORDS, CLV_CHECKPOINT_INTERVAL_MS and CLV_FETCH_MAX_WAIT_MS must be positive")
         if settings.model_time_unit not in ("days", "weeks"):

@@ -480,6 +480,7 @@ def create_app(settings: Settings) -> faust.App:
         datadir=settings.data_dir,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,  # Faust's own topics: its changelog
+        table_standby_replicas=settings.standby_replicas,  # see CLV_STANDBY_REPLICAS: standbys served missing states
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 10),
         web_bind=settings.web_host,

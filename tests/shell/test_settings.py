@@ -27,6 +27,17 @@ def test_bad_settings_fail_at_start_up(env, message):
         Settings.from_env(env)
 
 
+def test_standby_replicas_are_off_unless_asked_for():
+    """CLV_STANDBY_REPLICAS: Faust's default of 1 standby lost states on promotion in the cluster fault
+    tests under CPU load, so the worker runs without standbys unless told otherwise."""
+    from streams.topology import create_app
+
+    assert create_app(Settings()).conf.table_standby_replicas == 0
+    assert create_app(Settings.from_env({"CLV_STANDBY_REPLICAS": "1"})).conf.table_standby_replicas == 1
+    with pytest.raises(ValueError, match="CLV_STANDBY_REPLICAS"):
+        Settings.from_env({"CLV_STANDBY_REPLICAS": "-1"})
+
+
 def test_docs_document_every_setting():
     assert settings_table() in CONFIGURATION_DOC.read_text(), \
         "docs/configuration.md's table is stale: paste `clvstream show-settings --defaults`"
