@@ -32,10 +32,9 @@ aborted rekey nor an aborted changelog record is ever applied, and its recovery 
 last offset of a transactional changelog is a commit marker, not a record.
 
 Status (issue 12): on the 3-broker cluster it held (0 lost, 0 duplicated, 0 different) through three
-worker kill -9, a join/leave/kill/rejoin of two workers, a leader and controller kill -9 and a rolling
-restart; it did not hold through rebalances under full CPU load, where at-least-once failed too on the
-same machine: a worker's local store of a partition restored as a standby lacked states its persisted
-offset claimed (docs/operations.md). Opt-in and experimental until that is fixed.
+worker kill -9, a join/leave/kill/rejoin of two workers (also under full CPU load), a leader and
+controller kill -9 and a rolling restart, with Faust standbys off (``CLV_STANDBY_REPLICAS=0``, the
+default): with a standby, a promoted standby lacked states its persisted offset claimed, in both modes.
 
 Crash analysis (kill -9 at any point):
 

@@ -13,9 +13,8 @@ pure pipeline over the same input, and every expected change must have been seen
   at-least-once plus the ``*_exactly_once`` variants of the worker kill and the rebalance tests.
   (Faust's own ``processing_guarantee="exactly_once"``, measured earlier, did not hold: 4
   duplicates after three kill -9, and a worker never ready after a clean leave, issue 12.)
-  Measured with the engine's mode: every test but ``test_rebalances_under_cpu_load`` holds; that one
-  fails in both modes on a loaded 2-core machine (a worker's local store of a partition it restored
-  as a standby lacked states its persisted offset claimed; docs/operations.md).
+  Measured with the engine's mode: every test holds with standbys off (``CLV_STANDBY_REPLICAS=0``);
+  with a standby the CPU-load rebalance test failed in both modes (docs/operations.md).
 
 Each test prints one ``FAULT-FIGURES`` line (``pytest -s``): events sent, orders lost and
 double-counted, segment changes lost and duplicated, crashes, and ``recover_s`` (the longest gap
