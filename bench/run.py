@@ -101,6 +101,7 @@ class Config:
     json_path: Optional[str]
     per_event: bool = False
     broker: str = "kafka"
+    exactly_once: bool = False
 
 
 def parse_args(argv=None) -> Config:
@@ -128,6 +129,8 @@ def parse_args(argv=None) -> Config:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--per-event", action="store_true", help="section 2 also runs the per-event live path "
                                                             "(CLV_LIVE_PATH=per-event) on the same topic")
+    p.add_argument("--exactly-once", action="store_true", help="section 2 also runs the worker with "
+                                                               "CLV_PROCESSING_GUARANTEE=exactly_once on the same topic")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, state) for inspection")
     p.add_argument("--json", dest="json_path", help="also write all figures to this JSON file")
     a = p.parse_args(argv)
@@ -149,7 +152,7 @@ def parse_args(argv=None) -> Config:
                   scaling_sizes=([int(x) for x in a.scaling_sizes.split(",")] if a.scaling_sizes else
                                  [10_000, 100_000, 1_000_000]),
                   keep=a.keep, json_path=a.json_path, per_event=a.per_event,
-                  broker=a.broker)
+                  broker=a.broker, exactly_once=a.exactly_once)
 
 
 class Cleanup:
@@ -347,6 +350,21 @@ def run_e2e(cfg: Config, workdir: Path, cleanup: Cleanup, events_n: int, custome
         per_event = (produced - old_prog.first_count) / (old_prog.done - old_prog.first)
         old_worker.stop()
 
+    exactly_once = None
+    if naive_agent and cfg.exactly_once:
+        # The same worker with one Kafka transaction per input partition per checkpoint (streams/eos.py).
+        eo = replace(settings, app_id=f"{settings.app_id}-eos", processing_guarantee="exactly_once",
+                     data_dir=f"{settings.data_dir}-eos", web_port=free_port(),
+                     topic_segment_changes=f"{settings.topic_segment_changes}-eos",
+                     topic_dead_letter=f"{settings.topic_dead_letter}-eos")
+        create_topics(eo)
+        eo_worker = WorkerProc(eo, workdir / f"worker-{tag}-eos.log")
+        cleanup.add(eo_worker.stop)
+        eo_worker.start()
+        eo_prog = watch_metrics(eo_worker, produced, timeout=120 + produced / 100)
+        exactly_once = (produced - eo_prog.first_count) / (eo_prog.done - eo_prog.first)
+        eo_worker.stop()
+
     worker = WorkerProc(settings, workdir / f"worker-{tag}.log")
     cleanup.add(worker.stop)
     worker.start()
@@ -368,7 +386,7 @@ def run_e2e(cfg: Config, workdir: Path, cleanup: Cleanup, events_n: int, custome
              first_event_s=prog.first, first_count=prog.first_count, done_s=prog.done,
              raw_aiokafka_eps=aio.rate, raw_aiokafka_first_s=aio.first_s, raw_kafka_python_eps=kp.rate,
              raw_kafka_python_first_s=kp.first_s, naive_agent_eps=naive, nothing_agent_eps=nothing,
-             per_event_worker_eps=per_event, worker_cpu_share=worker_cpu / wall,
+             per_event_worker_eps=per_event, exactly_once_worker_eps=exactly_once, worker_cpu_share=worker_cpu / wall,
              broker_cpu_share=broker_cpu / wall, agent_body_share=in_agent / wall,
              agent_body_us_per_event=in_agent / max(1, produced - prog.first_count) * 1e6)
     f["broker"] = broker.kind
@@ -395,6 +413,8 @@ def run_e2e(cfg: Config, workdir: Path, cleanup: Cleanup, events_n: int, custome
                     "target >= 2.5x)", worker_eps, naive, "/s", "naive agent"),
                 Row("events/s worker (checkpointed) vs the per-event live path (CLV_LIVE_PATH=per-event)",
                     worker_eps, per_event, "/s", "per-event"),
+                Row("events/s worker (at least once) vs CLV_PROCESSING_GUARANTEE=exactly_once",
+                    worker_eps, exactly_once, "/s", "exactly once"),
                 Row("events/s naive Faust agent vs Faust agent doing nothing", naive, nothing, "/s",
                     "do-nothing agent"),
                 Row("events/s worker (first event -> last applied) vs raw aiokafka (assign+seek, no group)",

@@ -70,6 +70,7 @@ class Settings:
     live_path: str = _env("CLV_LIVE_PATH", "checkpointed", doc="`checkpointed`: events are taken in batches and settle together at a checkpoint (outputs sent and flushed, then the changed states written, then the offsets acknowledged); `per-event`: each event's outputs are acknowledged before its state write (slower; kept for comparison).")
     checkpoint_records: int = _env("CLV_CHECKPOINT_RECORDS", 1000, int, doc="Checkpoint after at most this many records (checkpointed live path).")
     checkpoint_interval_ms: int = _env("CLV_CHECKPOINT_INTERVAL_MS", 100, int, doc="...or when this many milliseconds passed without the batch filling up: the bound on the latency a checkpoint adds.")
+    processing_guarantee: str = _env("CLV_PROCESSING_GUARANTEE", "at_least_once", doc="`at_least_once`: outputs may repeat after a crash or a rebalance, each with the same `(customer_id, sequence)` and content; `exactly_once`: per checkpoint, one Kafka transaction per input partition holds its outputs, its changelog records and its input offsets (streams/eos.py; `read_committed` readers then see each change once). Needs a broker with transactions (not tansu or the librdkafka mock) and the checkpointed live path. Measured in docs/operations.md.")
     fetch_max_wait_ms: int = _env("CLV_FETCH_MAX_WAIT_MS", 100, int, doc="Longest wait of the worker's consumer for a fetch to fill (Faust hard-codes 1,500 ms; a parked fetch delays fresh records on some brokers).")
     # Topic provisioning (clvstream topics provision / check)
     input_retention_days: float = _env("CLV_INPUT_RETENTION_DAYS", -1.0, float, doc="Retention of the input topics; -1 keeps them forever, which `clvstream rebuild` needs to replay from the start.")
@@ -134,6 +135,18 @@ class Settings:
             raise ValueError(f"CLV_MAX_PAYLOAD_BYTES must be between 1 and {MAX_PAYLOAD_CEILING}")
         if settings.live_path not in ("checkpointed", "per-event"):
             raise ValueError(f"CLV_LIVE_PATH must be checkpointed or per-event, not {settings.live_path!r}")
+        if settings.processing_guarantee not in ("at_least_once", "exactly_once"):
+            raise ValueError("CLV_PROCESSING_GUARANTEE must be at_least_once or exactly_once, "
+                             f"not {settings.processing_guarantee!r}")
+        if settings.exactly_once:
+            from .kafka.broker import BROKER_TRAITS
+
+            traits = BROKER_TRAITS.get(settings.broker_kind)
+            if traits is not None and not traits.transactions_honoured:
+                raise ValueError(f"CLV_PROCESSING_GUARANTEE=exactly_once needs Kafka transactions, which "
+                                 f"CLV_BROKER_KIND={settings.broker_kind} does not honour (docs/brokers.md)")
+            if settings.live_path != "checkpointed":
+                raise ValueError("CLV_PROCESSING_GUARANTEE=exactly_once needs CLV_LIVE_PATH=checkpointed")
         if settings.replication_factor < 1:
             raise ValueError("CLV_REPLICATION_FACTOR must be at least 1")
         if settings.standby_replicas < 0:
@@ -143,6 +156,10 @@ class Settings:
         if settings.model_time_unit not in ("days", "weeks"):
             raise ValueError(f"CLV_MODEL_TIME_UNIT must be days or weeks, not {settings.model_time_unit!r}")
         return settings
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
 
     @property
     def broker_profile(self) -> str:

@@ -15,10 +15,12 @@ from datetime import datetime, timezone
 from typing import Optional
 
 import faust
+from faust.types import TP
 from faust.types.enums import ProcessingGuarantee
 
 from .kafka.broker import faust_settings_for
-from .kafka.faust_private import flush_producer_buffer_fully, in_event_context, set_fetch_max_wait
+from .kafka.faust_private import (before_table_recovery, flush_producer_buffer_fully, in_event_context,
+                                  recover_to_last_committed_record, set_fetch_max_wait, set_isolation_level)
 from .kafka.partitioning import partition_for
 from .core.prediction import ModelScorer
 from .metrics import MODEL_INFO, PROCESSING_SECONDS, observe, set_population_source, watch_worker
@@ -26,13 +28,14 @@ from .models.params import ModelParameters
 from .core.aggregation import summary_dict
 from .core.snapshots import version_name
 from .ops.security import aiokafka_config, faust_credentials
-from .pipeline import DEAD_LETTER, POPULATION, REKEY, SEGMENT_CHANGES, Pipeline, Record, StateCache
+from .pipeline import DEAD_LETTER, DEFERRED, POPULATION, REKEY, SEGMENT_CHANGES, Pipeline, Record, StateCache
+from . import eos
 from .ownership import PartitionOwnership
 from .population_wait import WaitingRecords
 from .settings import Settings
 # names re-exported for modules that import them from here
 from .topics import (STATE_TABLE, population_topic_name, redrive_topic_name,  # noqa: F401
-                     rekey_topic_name, source_codes)
+                     rekey_topic_name, source_codes, state_changelog_topic)
 from .views import Population, SummarySource, register_views
 
 @dataclass
@@ -69,6 +72,26 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
                       key_type=bytes, value_type=bytes)
 
     ownership = PartitionOwnership()  # checkpoints and revocations take turns (streams/ownership.py)
+    changelog_name = state_changelog_topic(settings.app_id)
+    transactions = None  # exactly once: one transactional producer per owned input partition (streams/eos.py)
+    if settings.exactly_once:
+        client = aiokafka_config(settings)
+        transactions = eos.PartitionTransactions(settings.app_id, app.conf.id, settings.bootstrap,
+                                                 changelog_name, client)
+
+        async def _fence_before_recovery(assigned) -> None:
+            mine = {tp.partition for tp in assigned if tp.topic in inputs}
+            await transactions.revoked(set(transactions.producers) - mine)
+            await transactions.assigned(mine)
+
+        before_table_recovery(app, _fence_before_recovery)
+
+        async def _last_committed(tps):
+            return await eos.last_committed_records(settings.bootstrap, client, tps)
+
+        recover_to_last_committed_record(_last_committed)
+    else:
+        recover_to_last_committed_record(None)
 
     @app.on_partitions_assigned.connect
     async def _on_assigned(sender, assigned, **kwargs):  # noqa: ANN001 - Faust signal signature
@@ -189,6 +212,103 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
                 observe(done)
             await waiting.release(result)  # released waiting records: their states are written now
 
+    def topic_of(role: str) -> str:
+        name = output_names.get(role)
+        if name is None:
+            name = output_names[role] = outputs[role].get_topic_name()
+        return name
+
+    def results_one_by_one(records) -> tuple:
+        """After a failed batch: each record on its own (a failing one parked as a processing error),
+        states chained through the writes of the records before it."""
+        pipeline.rebuild(partition_of, table.items(), owned_inputs())
+        merged, by_partition, results = {}, {}, []
+
+        def load(key):
+            return merged[key] if key in merged else table.get(key)
+
+        for record in records:
+            try:
+                result = pipeline.handle(record, load)
+            except Exception as exc:  # noqa: BLE001 - park the record, loudly
+                app.log.exception("processing failed at %s[%s]@%s", record.topic, record.partition, record.offset)
+                result = pipeline.failed(record, exc)
+            merged.update(result.writes)
+            by_partition.setdefault(record.partition, {}).update(result.writes)
+            results.append(result)
+        return results, by_partition
+
+    async def checkpoint_exactly_once(stream, events) -> None:
+        """A batch settled in one transaction per input partition (streams/eos.py):
+
+        1. the pure core over the batch, as ``checkpoint``;
+        2. per partition: its outputs, its changelog records and its next input offsets in its
+           transaction, committed (partitions in parallel);
+        3. for the committed partitions only: the states written to RocksDB without Faust's changelog
+           record, the changelog offset kept as the store's persisted offset, the events acknowledged.
+        """
+        started = time.perf_counter()
+        events = [event for event in events if transactions.owns(event.message.partition)]
+        if not events:
+            return
+        records = [record_of(event) for event in events]
+        states = StateCache(table.get)
+        try:
+            results = pipeline.handle_batch(records, states)
+            writes = states.settle_by_partition()
+        except Exception:  # noqa: BLE001 - a bug in one record: redo the batch record by record
+            results, writes = results_one_by_one(records)
+        for event, result in zip(events, results):
+            waiting.hold(event.message, result)
+        if app.should_stop:
+            await stop_taking()
+        sends: dict = {}
+        settled, released = [], set()
+        for record, result in zip(records, results):
+            sends.setdefault(record.partition, []).extend(
+                (topic_of(role), key, value, None) for role, key, value in result.outputs)
+            if result.outcome != DEFERRED:
+                settled.append((record.topic, record.partition, record.offset))
+            for done, _ in result.released:
+                released.add((done.topic, done.partition, done.offset))
+        held = [key for key in waiting.messages if key not in released]
+        offsets = eos.next_offsets(list(settled) + sorted(released), held)
+        partitions = sorted(set(sends) | set(writes) | {p for _, p in offsets})
+        outcomes = await asyncio.gather(*(
+            transactions.commit(p, sends.get(p, []), writes.get(p, {}),
+                                {tp: o for tp, o in offsets.items() if tp[1] == p}) for p in partitions),
+            return_exceptions=True)
+        committed, lost = {}, set()
+        for p, outcome in zip(partitions, outcomes):
+            if isinstance(outcome, eos.PartitionLost):
+                lost.add(p)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                committed[p] = outcome
+        if lost:  # nothing of theirs is visible: their next owner (or next assignment) redoes the records
+            pipeline.forget_partitions(lost)
+            waiting.forget(lost)
+        last_event = {event.message.partition: event for event in events}
+        store = table.data
+        for p, changelog_offset in committed.items():
+            with in_event_context(last_event[p]):
+                for key, value in writes.get(p, {}).items():
+                    store[key] = value  # the store only: the changelog record is in the transaction
+            if changelog_offset is not None:
+                store.set_persisted_offset(TP(changelog_name, p), changelog_offset)
+        for event in events:
+            if event.message.partition in committed:
+                await stream.ack(event)
+        share = (time.perf_counter() - started) / len(events)
+        for record, result in zip(records, results):
+            if record.partition not in committed:
+                continue
+            for done in result.processed():
+                PROCESSING_SECONDS.observe(share)
+                observe(done)
+            await waiting.release(result)
+
     def still_owned(events) -> list:
         """The events of partitions this worker owns after the rebalance that held them back; the
         others are left unacknowledged to their new owner, which reads them again."""
@@ -219,7 +339,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
                     pipeline.rebuild(partition_of, table.items(), owned_inputs())
                 events = still_owned(events)
                 if events:
-                    await checkpoint(stream, events)
+                    await (checkpoint_exactly_once if transactions is not None else checkpoint)(stream, events)
 
     parameters_topic = app.topic(settings.topic_model_parameters, partitions=1, compacting=True,
                                  key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
@@ -256,6 +376,8 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         # (Faust flushed its producer before this signal, not after that checkpoint).
         await ownership.revoke()
         await app.producer.flush()
+        if transactions is not None:  # no transaction of theirs is open now: close their producers
+            await transactions.revoked({tp.partition for tp in revoked if tp.topic in inputs})
         pipeline.forget_partitions({tp.partition for tp in revoked if tp.topic in inputs})
         waiting.forget({tp.partition for tp in revoked if tp.topic in inputs})
 
@@ -314,8 +436,10 @@ async def _whole_topic_reader(settings: Settings, topic: str):
     every worker reads all of it (model parameters, population figures)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    # exactly once: population cuts are sent in the partitions' transactions; an aborted one is not read
+    isolation = "read_committed" if settings.exactly_once else "read_uncommitted"
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", **aiokafka_config(settings))
+                                auto_offset_reset="earliest", isolation_level=isolation, **aiokafka_config(settings))
     await consumer.start()
     consumer.assign([TopicPartition(topic, 0)])
     return consumer
@@ -374,5 +498,7 @@ def create_app(settings: Settings) -> faust.App:
     conf.update(faust_settings_for(settings.broker_profile, session_timeout=settings.session_timeout_s))
     conf.update(faust_credentials(settings))  # SASL/SSL from CLV_* (streams/ops/security.py)
     set_fetch_max_wait(settings.fetch_max_wait_ms)
+    # exactly once: neither the stream nor the table recovery may read an aborted record (streams/eos.py)
+    set_isolation_level("read_committed" if settings.exactly_once else "read_uncommitted")
     flush_producer_buffer_fully()  # Faust's commit may not run ahead of the changelog
     return faust.App(settings.app_id, **conf)

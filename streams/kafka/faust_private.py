@@ -23,13 +23,28 @@ is relied on here, so an upgrade that moves it fails there first, not in product
    the 3-node rebalance test under CPU load). The patch makes ``flush`` wait for the delivery of
    every record put in the buffer before it was called (``FutureMessage`` resolves on the broker's
    ack), and raise if one failed, so no offset is committed past an undelivered changelog record.
+
+The exactly-once mode (``streams/eos.py``) adds:
+
+4. ``set_isolation_level``: Faust builds its worker consumer ``read_uncommitted`` unless its own
+   exactly-once is on; the patch sets aiokafka's ``AIOKafkaConsumer._isolation_level`` (read when
+   the consumer starts its fetcher), so neither the stream nor the table recovery (the same
+   consumer) reads an aborted rekey or changelog record. Shares the wrapper of 2.
+5. ``recover_to_last_committed_record``: wraps ``faust.tables.recovery.Recovery._build_highwaters``
+   (end offset - 1 per changelog partition) to wait for the last committed record instead.
+6. ``before_table_recovery``: wraps the app's ``TableManager.on_rebalance`` (instance attribute),
+   the step of ``App._on_partitions_assigned`` that starts the recovery.
+7. ``transaction_state``: ``AIOKafkaProducer._txn_manager.state`` (aiokafka's TransactionState).
 """
 from __future__ import annotations
 
 import asyncio
 import weakref
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Awaitable, Callable, Dict, Iterator, Optional, Set
+
+if TYPE_CHECKING:
+    from faust.types import TP
 
 _FETCH_MARK = "_clvstream_fetch_max_wait_ms"
 _UNSETTLED = "_clvstream_unsettled"  # ProducerBuffer attribute: records put, not yet delivered
@@ -47,22 +62,47 @@ def in_event_context(event) -> Iterator[None]:
         _current_event.reset(token)
 
 
+_WORKER_CONSUMER: dict = {}  # what the patched _create_worker_consumer sets on the consumer it builds
+
+
 def set_fetch_max_wait(ms: int) -> None:
     """Make Faust's worker consumer wait at most ``ms`` for a fetch (process-wide, idempotent)."""
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
     if ms <= 0:
         raise ValueError("the fetch wait must be positive")
+    _WORKER_CONSUMER["_fetch_max_wait_ms"] = ms
+    _patch_worker_consumer()
+    setattr(_patched_worker_consumer(), _FETCH_MARK, ms)
+
+
+def set_isolation_level(level: str) -> None:
+    """Make Faust's worker consumer (its stream and its table recovery) read ``level`` (4. above)."""
+    if level not in ("read_committed", "read_uncommitted"):
+        raise ValueError(f"not an isolation level: {level!r}")
+    _WORKER_CONSUMER["_isolation_level"] = level  # aiokafka reads it when it starts its fetcher
+    _patch_worker_consumer()
+
+
+def _patched_worker_consumer():
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    return AIOKafkaConsumerThread._create_worker_consumer
+
+
+def _patch_worker_consumer() -> None:
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
     current = AIOKafkaConsumerThread._create_worker_consumer
     original = getattr(current, "__wrapped__", current)
 
     def _create_worker_consumer(self, transport):
         consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = ms
+        for name, value in _WORKER_CONSUMER.items():
+            setattr(consumer, name, value)
         return consumer
 
     _create_worker_consumer.__wrapped__ = original
-    setattr(_create_worker_consumer, _FETCH_MARK, ms)
+    if hasattr(current, _FETCH_MARK):
+        setattr(_create_worker_consumer, _FETCH_MARK, getattr(current, _FETCH_MARK))
     AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
 
 
@@ -104,3 +144,57 @@ def flush_producer_buffer_fully() -> None:
     setattr(flush, _UNSETTLED, True)
     ProducerBuffer.put = put
     ProducerBuffer.flush = flush
+
+
+def recover_to_last_committed_record(find: Optional[Callable[[Set[TP]], Awaitable[Dict[TP, int]]]]) -> None:
+    """Faust's recovery waits until it has applied the changelog's last offset minus one (its
+    "highwater", from the end offset). On a transactional changelog that offset is a commit (or
+    abort) marker, never delivered as a record: recovery would wait for ever (a worker that never
+    becomes ready). With ``find`` (the offset of the last committed record per changelog
+    partition, or -1), recovery waits for that record instead; None restores Faust's behaviour
+    (5. above). Process-wide."""
+    from faust.tables.recovery import Recovery
+
+    current = Recovery._build_highwaters
+    original = getattr(current, "__wrapped__", current)
+    if find is None:
+        Recovery._build_highwaters = original
+        return
+
+    async def _build_highwaters(self, consumer, tps, destination, title):
+        await original(self, consumer, tps, destination, title)
+        if tps:
+            last = await find(set(tps))
+            for tp in tps:
+                if tp in last:
+                    destination[tp] = last[tp]
+            self.log.info("%s changelog partitions: recovering up to the last committed record %s", title,
+                          {f"{tp.topic}[{tp.partition}]": last.get(tp) for tp in sorted(tps)})
+
+    _build_highwaters.__wrapped__ = original
+    Recovery._build_highwaters = _build_highwaters
+
+
+def before_table_recovery(app, hook: Callable[[Set[TP]], Awaitable[None]]) -> None:
+    """Run ``hook(assigned)`` in Faust's ``_on_partitions_assigned`` before the tables start their
+    recovery (``app.tables.on_rebalance``; Faust's ``on_partitions_assigned`` signal comes only after
+    it): the exactly-once producers fence the previous owners there, so the changelog recovery
+    reads holds no transaction that is still open (6. above)."""
+    tables = app.tables
+    original = tables.on_rebalance
+
+    async def on_rebalance(assigned, revoked, newly_assigned, generation_id=0):
+        await hook(set(assigned))
+        return await original(assigned, revoked, newly_assigned, generation_id)
+
+    tables.on_rebalance = on_rebalance
+
+
+def transaction_state(producer) -> str:
+    """aiokafka's transaction state of a transactional producer: ``ready``, ``open``, ``abortable``
+    (an error: only an abort may follow), ``fatal`` (the producer is unusable) or ``other`` (7. above)."""
+    from aiokafka.producer.transaction_manager import TransactionState
+
+    state = producer._txn_manager.state
+    return {TransactionState.READY: "ready", TransactionState.IN_TRANSACTION: "open",
+            TransactionState.ABORTABLE_ERROR: "abortable", TransactionState.FATAL_ERROR: "fatal"}.get(state, "other")

@@ -44,12 +44,13 @@ def cluster_settings(cluster, prefix: str, data_dir: Path) -> Settings:
 
 
 class ClusterWorker(Worker):
-    """A worker process with a processing guarantee (Faust reads PROCESSING_GUARANTEE from the
-    environment); its Faust topics get the settings' replication factor (``cluster_settings``)."""
+    """A worker process with the engine's processing guarantee (``CLV_PROCESSING_GUARANTEE``,
+    streams/eos.py; Faust's own stays at least once); its Faust topics get the settings'
+    replication factor (``cluster_settings``)."""
 
     def __init__(self, settings: Settings, log_dir: Path, guarantee: str):
-        super().__init__(settings, log_dir)
-        self.env = {"PROCESSING_GUARANTEE": guarantee}
+        super().__init__(replace(settings, processing_guarantee=guarantee), log_dir)
+        self.env = {"CLV_PROCESSING_GUARANTEE": guarantee}
         self.starts, self.ended = 0, True
 
     def start(self) -> "ClusterWorker":

@@ -115,8 +115,10 @@ def changelog_states(settings: Settings, until: Callable[[Dict], bool], timeout:
     deadline = time.monotonic() + timeout
     latest: Dict[str, object] = {}
     while True:
+        # exactly once: an aborted changelog record is no state (the worker never reads one either)
+        committed = {"isolation_level": "read_committed"} if settings.exactly_once else {}
         latest = {r.key.decode(): codec.decode(r.value)
-                  for r in read_to_end(settings.bootstrap, topic, timeout, **client_config(settings))}
+                  for r in read_to_end(settings.bootstrap, topic, timeout, **client_config(settings), **committed)}
         if until(latest):
             return latest
         if time.monotonic() > deadline:

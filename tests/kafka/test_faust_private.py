@@ -11,7 +11,9 @@ import pytest
 from faust.streams import current_event
 from faust.types import TP
 
-from streams.kafka.faust_private import flush_producer_buffer_fully, in_event_context, set_fetch_max_wait
+from streams.kafka.faust_private import (before_table_recovery, flush_producer_buffer_fully, in_event_context,
+                                         recover_to_last_committed_record, set_fetch_max_wait, set_isolation_level,
+                                         transaction_state)
 
 
 class _Message:
@@ -129,3 +131,111 @@ def test_the_producer_buffer_flush_waits_for_every_record_put_before_it(tmp_path
         assert (delivered, raised) == (3, failure), "a failed record must stop the commit that flushes"
     finally:
         ProducerBuffer.put, ProducerBuffer.flush = before  # other tests in this process see what they saw
+
+
+def test_worker_consumer_isolation_level_is_configurable(tmp_path):
+    """Faust builds its worker consumer read_uncommitted unless its own exactly-once is on; the
+    engine's exactly-once needs read_committed for the stream and the recovery (same consumer)."""
+    app = faust.App("private-api-isolation", broker="kafka://127.0.0.1:1", datadir=str(tmp_path))
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    def built() -> tuple:
+        async def build():
+            consumer = app.consumer._thread._create_worker_consumer(app.transport)  # never started
+            return consumer._isolation_level, consumer._fetch_max_wait_ms
+        return asyncio.run(build())
+
+    before = AIOKafkaConsumerThread._create_worker_consumer
+    AIOKafkaConsumerThread._create_worker_consumer = original = getattr(before, "__wrapped__", before)
+    try:
+        assert built()[0] == "read_uncommitted"  # Faust's choice at at-least-once
+        set_fetch_max_wait(90)
+        set_isolation_level("read_committed")
+        assert built() == ("read_committed", 90)  # one wrapper sets both
+        assert AIOKafkaConsumerThread._create_worker_consumer.__wrapped__ is original
+        set_isolation_level("read_uncommitted")
+        assert built()[0] == "read_uncommitted"
+        with pytest.raises(ValueError):
+            set_isolation_level("committed")
+    finally:
+        AIOKafkaConsumerThread._create_worker_consumer = before
+
+
+def test_recovery_highwaters_become_the_last_committed_records():
+    """Faust's recovery waits for end offset - 1: a marker on a transactional changelog."""
+    from faust.tables.recovery import Recovery
+
+    before = Recovery._build_highwaters
+    original = getattr(before, "__wrapped__", before)
+    tps = {TP("cl", 0), TP("cl", 1)}
+
+    class _Consumer:
+        async def highwaters(self, *partitions):
+            return {tp: 10 for tp in partitions}  # end offsets
+
+    class _Log:
+        def info(self, *args):
+            pass
+
+    recovery = type("R", (), {"log": _Log(), "_highwater_logtable": lambda self, hw, title: ""})()
+
+    def build(fn) -> dict:
+        destination = {}
+        asyncio.run(fn(recovery, _Consumer(), tps, destination, "active"))
+        return destination
+
+    async def find(partitions):
+        assert partitions == tps
+        return {TP("cl", 0): 8, TP("cl", 1): -1}  # a commit marker at 9; no committed record at all
+
+    Recovery._build_highwaters = original
+    try:
+        assert build(Recovery._build_highwaters) == {TP("cl", 0): 9, TP("cl", 1): 9}  # Faust's: end - 1
+        recover_to_last_committed_record(find)
+        recover_to_last_committed_record(find)  # idempotent: wraps Faust's original once
+        assert Recovery._build_highwaters.__wrapped__ is original
+        assert build(Recovery._build_highwaters) == {TP("cl", 0): 8, TP("cl", 1): -1}
+        recover_to_last_committed_record(None)
+        assert Recovery._build_highwaters is original
+    finally:
+        Recovery._build_highwaters = before
+
+
+def test_a_hook_runs_before_the_tables_start_their_recovery(tmp_path):
+    app = faust.App("private-api-rebalance", broker="kafka://127.0.0.1:1", datadir=str(tmp_path))
+    calls = []
+
+    async def recovery_start(assigned, revoked, newly_assigned, generation_id=0):
+        calls.append(("tables", generation_id))
+
+    app.tables.on_rebalance = recovery_start  # what App._on_partitions_assigned awaits, looked up per call
+
+    async def hook(assigned):
+        calls.append(("hook", assigned))
+
+    before_table_recovery(app, hook)
+    asyncio.run(app.tables.on_rebalance({TP("t", 1)}, set(), {TP("t", 1)}, 7))
+    assert calls == [("hook", {TP("t", 1)}), ("tables", 7)]
+    import inspect
+    from faust.app.base import App
+
+    source = inspect.getsource(App._on_partitions_assigned)
+    assert source.index("self.tables.on_rebalance") < source.index("self.on_partitions_assigned.send")
+
+
+def test_transaction_state_reads_aiokafkas_transaction_manager():
+    from aiokafka import AIOKafkaProducer
+
+    async def states():
+        producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", transactional_id="t", enable_idempotence=True)
+        seen = [transaction_state(producer)]  # not initialised yet
+        manager = producer._txn_manager
+        from aiokafka.producer.transaction_manager import TransactionState
+
+        for state in (TransactionState.READY, TransactionState.IN_TRANSACTION,
+                      TransactionState.ABORTABLE_ERROR, TransactionState.FATAL_ERROR):
+            manager.state = state
+            seen.append(transaction_state(producer))
+        return seen
+
+    assert asyncio.run(states()) == ["other", "ready", "open", "abortable", "fatal"]
