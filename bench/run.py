@@ -335,35 +335,24 @@ def run_e2e(cfg: Config, workdir: Path, cleanup: Cleanup, events_n: int, custome
         else None
     nothing = run_naive_agent(broker, topic, produced, cfg.partitions, workdir, tag, cleanup,
                               mode="nothing") if naive_agent else None
-    per_event = None
-    if naive_agent and cfg.per_event:
-        # The per-event live path (each event's outputs acknowledged before its state write) in the same run.
-        old = replace(settings, app_id=f"{settings.app_id}-per-event", live_path="per-event",
-                      data_dir=f"{settings.data_dir}-per-event", web_port=free_port(),
-                      topic_segment_changes=f"{settings.topic_segment_changes}-per-event",
-                      topic_dead_letter=f"{settings.topic_dead_letter}-per-event")
-        create_topics(old)
-        old_worker = WorkerProc(old, workdir / f"worker-{tag}-per-event.log")
-        cleanup.add(old_worker.stop)
-        old_worker.start()
-        old_prog = watch_metrics(old_worker, produced, timeout=120 + produced / 100)
-        per_event = (produced - old_prog.first_count) / (old_prog.done - old_prog.first)
-        old_worker.stop()
+    def variant_rate(suffix: str, **overrides) -> float:
+        """events/s of the worker with ``overrides``, on its own app id, data dir and output topics."""
+        variant = replace(settings, app_id=f"{settings.app_id}-{suffix}", data_dir=f"{settings.data_dir}-{suffix}",
+                          web_port=free_port(), topic_segment_changes=f"{settings.topic_segment_changes}-{suffix}",
+                          topic_dead_letter=f"{settings.topic_dead_letter}-{suffix}", **overrides)
+        create_topics(variant)
+        variant_worker = WorkerProc(variant, workdir / f"worker-{tag}-{suffix}.log")
+        cleanup.add(variant_worker.stop)
+        variant_worker.start()
+        prog = watch_metrics(variant_worker, produced, timeout=120 + produced / 100)
+        variant_worker.stop()
+        return (produced - prog.first_count) / (prog.done - prog.first)
 
-    exactly_once = None
-    if naive_agent and cfg.exactly_once:
-        # The same worker with one Kafka transaction per input partition per checkpoint (streams/eos.py).
-        eo = replace(settings, app_id=f"{settings.app_id}-eos", processing_guarantee="exactly_once",
-                     data_dir=f"{settings.data_dir}-eos", web_port=free_port(),
-                     topic_segment_changes=f"{settings.topic_segment_changes}-eos",
-                     topic_dead_letter=f"{settings.topic_dead_letter}-eos")
-        create_topics(eo)
-        eo_worker = WorkerProc(eo, workdir / f"worker-{tag}-eos.log")
-        cleanup.add(eo_worker.stop)
-        eo_worker.start()
-        eo_prog = watch_metrics(eo_worker, produced, timeout=120 + produced / 100)
-        exactly_once = (produced - eo_prog.first_count) / (eo_prog.done - eo_prog.first)
-        eo_worker.stop()
+    # The per-event live path (each event's outputs acknowledged before its state write) in the same run.
+    per_event = variant_rate("per-event", live_path="per-event") if naive_agent and cfg.per_event else None
+    # The same worker with one Kafka transaction per input partition per checkpoint (streams/eos.py).
+    exactly_once = variant_rate("eos", processing_guarantee="exactly_once") \
+        if naive_agent and cfg.exactly_once else None
 
     worker = WorkerProc(settings, workdir / f"worker-{tag}.log")
     cleanup.add(worker.stop)
