@@ -19,8 +19,9 @@ from faust.types import TP
 from faust.types.enums import ProcessingGuarantee
 
 from .kafka.broker import faust_settings_for
-from .kafka.faust_private import (before_table_recovery, flush_producer_buffer_fully, in_event_context,
-                                  recover_to_last_committed_record, set_fetch_max_wait, set_isolation_level)
+from .kafka.faust_private import (before_table_recovery, flush_producer_buffer_fully, restart_streams_at_committed_offsets,
+                                  in_event_context, recover_to_last_committed_record, set_fetch_max_wait,
+                                  set_isolation_level)
 from .kafka.partitioning import partition_for
 from .core.prediction import ModelScorer
 from .metrics import MODEL_INFO, PROCESSING_SECONDS, observe, set_population_source, watch_worker
@@ -501,4 +502,5 @@ def create_app(settings: Settings) -> faust.App:
     # exactly once: neither the stream nor the table recovery may read an aborted record (streams/eos.py)
     set_isolation_level("read_committed" if settings.exactly_once else "read_uncommitted")
     flush_producer_buffer_fully()  # Faust's commit may not run ahead of the changelog
+    restart_streams_at_committed_offsets()  # a partition that comes back restarts at its committed offset
     return faust.App(settings.app_id, **conf)

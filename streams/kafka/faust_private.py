@@ -35,6 +35,35 @@ The exactly-once mode (``streams/eos.py``) adds:
 6. ``before_table_recovery``: wraps the app's ``TableManager.on_rebalance`` (instance attribute),
    the step of ``App._on_partitions_assigned`` that starts the recovery.
 7. ``transaction_state``: ``AIOKafkaProducer._txn_manager.state`` (aiokafka's TransactionState).
+
+Both guarantees use:
+
+8. ``restart_streams_at_committed_offsets``: after a rebalance Faust's fetch loop
+   (``Consumer._drain_messages``) handed the agent stream records from wherever aiokafka's fetch
+   position happened to be, and the core, which skips a record at or below the highest input offset
+   it applied for that partition, then skipped the records that came later from the committed
+   offset. Three Faust behaviours, read in faust-streaming 0.15.3 and seen in the 3-node join/leave
+   test at at-least-once (CI, quiet machine, about 1 run in 4; a trace of every fetch, ack, seek
+   and commit showed each one):
+
+   * A revocation clears the per-partition "read offsets" below which fetched records are dropped
+     as already delivered, but the fetch loop, blocked handing a record M to a full agent queue,
+     is released by the revocation's ``stop_flow`` and sets M's offset *after* the clearing (M
+     itself never delivered). When the partition comes back, records from the committed offset up
+     to M are dropped: e.g. o3@353-367 never applied while o3@368 was.
+   * Faust's ``getmany`` skips records of partitions that are not active when it hands them on,
+     and aiokafka's drain takes every partition when the live set of active partitions it was given
+     has become empty meanwhile; both advance aiokafka's position past records nobody got. Faust
+     resumes the stream partitions, then seeks them back to their committed offsets: in between
+     (and while aiokafka seeks partition by partition, awaiting each committed offset) the agent got
+     records from that advanced position (o3@595-614 with 535 committed), applied them, and the
+     re-fetched 535-594 were dropped or skipped as replays.
+
+   The patch: on assignment the read offsets are forgotten and the stream partitions deliver
+   nothing until their seek; the seek pauses them, drops what was fetched before it, moves each to
+   its committed offset (one never committed to the start), and resumes them; aiokafka is never
+   handed an empty set of partitions to drain. A partition restarts exactly at its committed offset
+   and is delivered in order from there.
 """
 from __future__ import annotations
 
@@ -47,6 +76,11 @@ if TYPE_CHECKING:
     from faust.types import TP
 
 _FETCH_MARK = "_clvstream_fetch_max_wait_ms"
+_RESTARTS = "_clvstream_restarts_streams"  # marks the patched Consumer.perform_seek
+_UNSOUGHT = "_clvstream_unsought"  # consumer attribute: stream partitions not sought since their assignment
+_FENCE = "_clvstream_seeks"  # consumer attribute: seeks begun; a batch drained before the latest is stale...
+_FENCED = "_clvstream_fenced"  # ...for the partitions that seek moves
+_BATCH_FENCE = "_clvstream_batch_seeks"  # consumer attribute: the seeks begun when the batch being handed on was drained
 _UNSETTLED = "_clvstream_unsettled"  # ProducerBuffer attribute: records put, not yet delivered
 
 
@@ -198,3 +232,91 @@ def transaction_state(producer) -> str:
     state = producer._txn_manager.state
     return {TransactionState.READY: "ready", TransactionState.IN_TRANSACTION: "open",
             TransactionState.ABORTABLE_ERROR: "abortable", TransactionState.FATAL_ERROR: "fatal"}.get(state, "other")
+
+
+class _PartitionsToDrain:
+    """What aiokafka's ``Fetcher.fetched_records(partitions)`` is given instead of Faust's live set
+    of active partitions: the same membership, but never falsy (an empty set there means "drain
+    every partition", which took records of paused partitions that Faust then skipped)."""
+
+    __slots__ = ("live",)
+
+    def __init__(self, live) -> None:
+        self.live = live
+
+    def __contains__(self, tp) -> bool:
+        return tp in self.live
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __iter__(self):
+        return iter(list(self.live))
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+
+def restart_streams_at_committed_offsets() -> None:
+    """Make every stream partition of a new assignment start at its committed offset and deliver in
+    order from there (8. above; process-wide, idempotent)."""
+    from faust.transport.consumer import Consumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    if getattr(Consumer.perform_seek, _RESTARTS, False):
+        return
+    original_assigned, original_seek, original_getmany = (Consumer.on_partitions_assigned, Consumer.perform_seek,
+                                                           Consumer.getmany)
+    original_fetch = AIOKafkaConsumerThread._fetch_records
+
+    def streams_of(consumer, tps) -> set:
+        return {tp for tp in tps if not consumer._is_changelog_tp(tp)}
+
+    async def on_partitions_assigned(self, assigned, generation_id: int = 0) -> None:
+        self._read_offset.clear()  # set by the fetch loop after the revocation: belongs to no one now
+        self.__dict__[_UNSOUGHT] = streams_of(self, assigned)  # nothing of theirs delivered before their seek
+        await original_assigned(self, assigned, generation_id)
+
+    async def perform_seek(self) -> None:
+        streams = streams_of(self, self.assignment())
+        resume = streams & self._get_active_partitions()
+        self.__dict__[_FENCED] = streams
+        self.__dict__[_FENCE] = self.__dict__.get(_FENCE, 0) + 1  # none drained before this handed on...
+        self.pause_partitions(streams)  # ...and none drained while they are moved
+        unsought = self.__dict__.setdefault(_UNSOUGHT, set())
+        unsought |= streams
+        try:
+            self._read_offset.clear()
+            await original_seek(self)  # aiokafka: each to its committed offset; Faust: read offsets
+            never = {tp: 0 for tp in streams if not self._committed_offset.get(tp)}
+            if never and hasattr(self, "seek_wait"):  # aiokafka left these where they were
+                await self.seek_wait(never)
+            unsought -= streams
+        finally:
+            self.resume_partitions(resume)
+
+    async def getmany(self, timeout: float):
+        state = self.__dict__
+        async for tp, message in original_getmany(self, timeout):
+            # _BATCH_FENCE: the seeks begun when aiokafka drained this batch (set by _fetch_records below)
+            if tp in state.get(_UNSOUGHT, ()) or (state.get(_FENCE, 0) != state.get(_BATCH_FENCE, 0)
+                                                  and tp in state.get(_FENCED, ())):
+                continue  # drained before its seek, which moves it back: the record is fetched again
+            yield tp, message
+
+    async def _fetch_records(self, consumer, active_partitions, timeout=None, max_records=None):
+        partitions = _PartitionsToDrain(active_partitions) if active_partitions is not None else None
+        records = await original_fetch(self, consumer, partitions, timeout=timeout, max_records=max_records)
+        # Read right after the drain (no await between): a drain that took a partition's records saw it
+        # active, so before the pause of a seek that began later, or after the seek ended.
+        self.consumer.__dict__[_BATCH_FENCE] = self.consumer.__dict__.get(_FENCE, 0)
+        return records
+
+    for name, wrapper, original in (("on_partitions_assigned", on_partitions_assigned, original_assigned),
+                                    ("perform_seek", perform_seek, original_seek),
+                                    ("getmany", getmany, original_getmany)):
+        wrapper.__wrapped__ = original
+        setattr(Consumer, name, wrapper)
+    _fetch_records.__wrapped__ = original_fetch
+    AIOKafkaConsumerThread._fetch_records = _fetch_records
+    setattr(perform_seek, _RESTARTS, True)

@@ -51,6 +51,8 @@ class ClusterWorker(Worker):
     def __init__(self, settings: Settings, log_dir: Path, guarantee: str):
         super().__init__(replace(settings, processing_guarantee=guarantee), log_dir)
         self.env = {"CLV_PROCESSING_GUARANTEE": guarantee}
+        if os.environ.get("CLV_FAULT_STANDBY_REPLICAS"):  # the fault tests with Faust's standbys on
+            self.env["CLV_STANDBY_REPLICAS"] = os.environ["CLV_FAULT_STANDBY_REPLICAS"]
         self.starts, self.ended = 0, True
 
     def start(self) -> "ClusterWorker":

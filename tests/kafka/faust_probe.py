@@ -14,11 +14,12 @@ import os
 
 import faust
 
-from streams.kafka.faust_private import flush_producer_buffer_fully
+from streams.kafka.faust_private import flush_producer_buffer_fully, restart_streams_at_committed_offsets
 from streams.kafka.flow_control import keep_events_on_redundant_resume
 
 keep_events_on_redundant_resume()
 flush_producer_buffer_fully()
+restart_streams_at_committed_offsets()
 
 app = faust.App(
     os.environ["PROBE_APP"],

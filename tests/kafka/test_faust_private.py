@@ -239,3 +239,175 @@ def test_transaction_state_reads_aiokafkas_transaction_manager():
         return seen
 
     assert asyncio.run(states()) == ["other", "ready", "open", "abortable", "fatal"]
+
+
+
+class _Record:
+    def __init__(self, tp: TP, offset: int):
+        self.topic, self.partition, self.tp, self.offset = tp.topic, tp.partition, tp, offset
+        self.key = self.value = b""
+
+
+class _FetchLoop:
+    """Faust's own fetch loop (``Consumer._drain_messages``) and rebalance steps on a consumer that is
+    never started: the fetch is a queue of batches, the conductor a list, the seek a stub."""
+
+    def __init__(self, tmp_path, name: str):
+        self.app = faust.App(name, broker="kafka://127.0.0.1:1", datadir=str(tmp_path))
+        self.consumer = consumer = self.app.consumer
+        self.tp = TP("clv.orders", 0)
+        self.batches: asyncio.Queue = asyncio.Queue()
+        self.delivered, self.blocked, self.never = [], asyncio.Event(), asyncio.Event()
+        self.block_at, self.committed, self.sought = None, {self.tp: 3}, []
+
+        async def _getmany(active_partitions, timeout):  # aiokafka's drain: one queued batch...
+            offsets = await self.batches.get()
+            # ...stamped as the patched AIOKafkaConsumerThread._fetch_records stamps what it drains
+            from streams.kafka.faust_private import _BATCH_FENCE, _FENCE
+            consumer.__dict__[_BATCH_FENCE] = consumer.__dict__.get(_FENCE, 0)
+            return {self.tp: [_Record(self.tp, o) for o in offsets]} if self.tp in active_partitions else {}
+
+        async def deliver(message):  # the conductor; ``block_at`` finds the agent's queue full
+            if message.offset == self.block_at and not self.blocked.is_set():
+                self.blocked.set()
+                await self.never.wait()
+            self.delivered.append(message.offset)
+
+        async def seek_to_committed():
+            self.sought.append(dict(consumer._read_offset))
+            return dict(self.committed)
+
+        async def revoked_by_app(revoked):  # what App._on_partitions_revoked does first
+            consumer.stop_flow()
+
+        async def assigned_by_app(assigned, generation_id):
+            consumer.pause_partitions(assigned)  # as App._on_partitions_assigned does
+
+        consumer._getmany, consumer.callback, consumer.seek_to_committed = _getmany, deliver, seek_to_committed
+        consumer._on_partitions_revoked, consumer._on_partitions_assigned = revoked_by_app, assigned_by_app
+        consumer._to_message = lambda tp, record: record
+        consumer.highwater = lambda tp: 0
+        consumer.assignment = lambda: {self.tp}
+        self.fetcher = type("Fetcher", (), {})()
+        self.fetcher._stopped = asyncio.Event()
+
+    def start(self):
+        self.consumer._set_active_tps({self.tp})
+        self.task = asyncio.create_task(self.consumer._drain_messages(self.fetcher))
+
+    async def until(self, condition, what: str):
+        for _ in range(500):
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    async def stop(self):
+        self.fetcher._stopped.set()
+        self.batches.put_nowait([])
+        await asyncio.wait_for(self.task, 5)
+
+
+def test_a_partition_that_comes_back_restarts_at_its_committed_offset(tmp_path):
+    """Through a revocation that finds the fetch loop handing a record to a full agent queue and an
+    assignment that gives the partition back: the read offset Faust's loop leaks into the new
+    generation is forgotten, records fetched before the seek (from a position past the committed
+    offset) are not handed on, and from the committed offset everything comes in order."""
+    from streams.kafka.faust_private import restart_streams_at_committed_offsets
+
+    restart_streams_at_committed_offsets()
+    restart_streams_at_committed_offsets()  # idempotent
+
+    async def scenario():
+        loop = _FetchLoop(tmp_path, "private-api-drain")
+        consumer, tp = loop.consumer, loop.tp
+        loop.block_at = 6
+        loop.batches.put_nowait(list(range(0, 10)))
+        loop.start()
+        await asyncio.wait_for(loop.blocked.wait(), 5)
+        assert loop.delivered == [0, 1, 2, 3, 4, 5]
+        await consumer.on_partitions_revoked({tp})
+        await loop.until(lambda: consumer._read_offset.get(tp) is not None, "the fetch loop to record offset 6")
+        assert consumer._read_offset.get(tp) == 6, "Faust's fetch loop no longer leaks its read offset"
+
+        await consumer.on_partitions_assigned({tp}, 2)
+        assert consumer._read_offset.get(tp) is None
+        loop.delivered.clear()
+        consumer.resume_flow()
+        consumer.resume_partitions({tp})  # recovery resumes the stream partitions before it seeks them
+        loop.batches.put_nowait(list(range(20, 25)))  # aiokafka's position had moved past skipped records
+        await loop.until(lambda: loop.batches.empty(), "the early batch to be drained")
+        await consumer.perform_seek()
+        assert loop.sought == [{}], "read offsets are forgotten before aiokafka seeks"
+        assert tp in consumer._get_active_partitions(), "the seek resumes what was resumed before it"
+        loop.batches.put_nowait(list(range(3, 13)))  # after the seek: from the committed offset 3
+        await loop.until(lambda: loop.delivered[-1:] == [12], "offset 12")
+        await loop.stop()
+        assert loop.delivered == list(range(3, 13))
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_drained_before_the_seek_is_not_handed_on_after_it(tmp_path):
+    """A batch aiokafka drained before the seek (the fetch loop still handing it on when the seek
+    ends) is stale for the partitions the seek moved: dropped, the records come again from the
+    committed offset. aiokafka is never handed an empty (drain-everything) set of partitions."""
+    from streams.kafka.faust_private import _PartitionsToDrain, restart_streams_at_committed_offsets
+
+    restart_streams_at_committed_offsets()
+    live: set = set()
+    assert _PartitionsToDrain(live) and TP("t", 0) not in _PartitionsToDrain(live)
+    live.add(TP("t", 0))
+    assert TP("t", 0) in _PartitionsToDrain(live)
+
+    async def scenario():
+        loop = _FetchLoop(tmp_path, "private-api-fence")
+        consumer, tp = loop.consumer, loop.tp
+        await consumer.on_partitions_assigned({tp}, 1)
+        consumer.resume_partitions({tp})
+        await consumer.perform_seek()
+        loop.block_at = 41
+        loop.batches.put_nowait(list(range(40, 45)))  # drained, handed on up to 41 (agent queue full)
+        loop.start()
+        await asyncio.wait_for(loop.blocked.wait(), 5)
+        loop.committed = {tp: 41}
+        await consumer.perform_seek()  # e.g. the flow stopped: Faust seeks back to committed offsets
+        loop.never.set()  # the queue takes 41 again; 42-44 of the stale batch must not follow
+        loop.batches.put_nowait(list(range(41, 46)))
+        await loop.until(lambda: loop.delivered[-1:] == [45], "offset 45")
+        await loop.stop()
+        assert loop.delivered == [40, 41, 41, 42, 43, 44, 45]  # 41 twice: the core skips the replay
+
+    asyncio.run(scenario())
+
+
+def test_the_thread_drain_never_takes_every_partition_and_stamps_its_batch(tmp_path):
+    """The patched ``AIOKafkaConsumerThread._fetch_records`` hands aiokafka a set that is never empty
+    to it (an emptied live set drained every partition) and records the seeks begun at the drain."""
+    from contextlib import nullcontext
+
+    from streams.kafka.faust_private import _BATCH_FENCE, _FENCE, restart_streams_at_committed_offsets
+
+    restart_streams_at_committed_offsets()
+
+    async def scenario():
+        app = faust.App("private-api-thread", broker="kafka://127.0.0.1:1", datadir=str(tmp_path))
+        consumer = app.consumer
+        consumer.__dict__[_FENCE] = 7
+        seen = []
+
+        class Fetcher:
+            _closed = False
+            _subscriptions = type("Subscriptions", (), {"fetch_context": staticmethod(nullcontext)})()
+
+            async def fetched_records(self, partitions, timeout=0, max_records=None):
+                seen.append((bool(partitions), TP("t", 0) in partitions))
+                return {}
+
+        aiokafka_consumer = type("AIOKafkaConsumer", (), {"_closed": False, "_fetcher": Fetcher()})()
+        live: set = set()  # Faust's active partitions, emptied by a pause while the drain is under way
+        assert await consumer._thread._fetch_records(aiokafka_consumer, live, timeout=0.1, max_records=10) == {}
+        assert seen == [(True, False)]
+        assert consumer.__dict__[_BATCH_FENCE] == 7
+
+    asyncio.run(scenario())
