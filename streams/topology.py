@@ -23,6 +23,7 @@ from .kafka.faust_private import (before_table_recovery, flush_producer_buffer_f
                                   in_event_context, recover_to_last_committed_record, set_fetch_max_wait,
                                   set_isolation_level)
 from .kafka.partitioning import partition_for
+from .kafka.worker_logging import Worker
 from .core.prediction import ModelScorer
 from .metrics import MODEL_INFO, PROCESSING_SECONDS, observe, set_population_source, watch_worker
 from .models.params import ModelParameters
@@ -494,6 +495,7 @@ def create_app(settings: Settings) -> faust.App:
         # Do not wait for in-flight events at shutdown: the agent stops taking events once the
         # app stops (see customer_events) and they are redelivered.
         stream_wait_empty=False,
+        Worker=Worker,  # keeps the root logger at the chosen level (streams/kafka/worker_logging.py)
     )
     # Workarounds a test broker needs (e.g. one record per batch on tansu): see streams/kafka/broker.py.
     conf.update(faust_settings_for(settings.broker_profile, session_timeout=settings.session_timeout_s))
