@@ -222,8 +222,7 @@ class PopulationAggregate:
             self._move(name, old_cents, -1)
             self._move(name, new_cents, 1)
             return
-        h.add_cents(old_cents, -1)
-        h.add_cents(new_cents, 1)
+        h.shift_cents(old_cents, new_cents)
 
     def _move(self, name: str, cents: int, sign: int) -> None:
         h = self.metrics.get(name)

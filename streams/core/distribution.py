@@ -20,7 +20,8 @@ the number of customers.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Optional, Tuple
+import math
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from ddsketch.mapping import LogarithmicMapping
 
@@ -57,6 +58,19 @@ class LinearMapping:
         return (key + 0.5) * self.width
 
 
+def _key_function(mapping) -> Callable[[float], int]:
+    """``mapping.key`` as one closure: the same arithmetic without two method calls per value (a key is
+    computed for every value added or removed). ``LogarithmicMapping.key`` is
+    ``int(ceil(log(v, 2) * multiplier) + offset)`` (tests/core/test_distribution.py compares the two)."""
+    if type(mapping) is LogarithmicMapping:
+        log, ceil, multiplier, offset = math.log, math.ceil, mapping._multiplier, mapping._offset
+
+        def key(magnitude: float) -> int:
+            return int(ceil(log(magnitude, 2) * multiplier) + offset)
+        return key
+    return mapping.key
+
+
 def histogram_for(metric: str, relative_accuracy: float) -> "LogHistogram":
     """The distribution a named metric is kept in: names ending in ``_ms`` are event times
     (epoch milliseconds) bucketed by UTC day; every other metric in log buckets."""
@@ -72,12 +86,13 @@ def to_cents(value: float) -> int:
 class LogHistogram:
     """Counts and cent sums per log bucket of positive and negative values, plus zeros."""
 
-    __slots__ = ("relative_accuracy", "linear_width", "_mapping", "positive", "negative", "zeros", "count")
+    __slots__ = ("relative_accuracy", "linear_width", "_mapping", "_key", "positive", "negative", "zeros", "count")
 
     def __init__(self, relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY, linear_width: Optional[float] = None):
         self.relative_accuracy = relative_accuracy
         self.linear_width = linear_width  # set: fixed-width buckets (see LinearMapping) instead of log buckets
         self._mapping = _mapping(relative_accuracy) if linear_width is None else LinearMapping(linear_width)
+        self._key = _key_function(self._mapping)
         self.positive: Dict[int, List[int]] = {}  # key of the value -> [count, sum of cents]
         self.negative: Dict[int, List[int]] = {}  # key of -value -> [count, sum of cents (negative)]
         self.zeros = 0
@@ -93,7 +108,7 @@ class LogHistogram:
             self.count += n
             return
         bins = self.positive if cents > 0 else self.negative
-        key = self._mapping.key(abs(cents) / 100)
+        key = self._key(abs(cents) / 100)
         b = bins.get(key)
         if b is None:
             if n < 0:
@@ -108,6 +123,27 @@ class LogHistogram:
         self.count += n
         if b[0] == 0:
             del bins[key]
+
+    def shift_cents(self, old_cents: int, new_cents: int) -> None:
+        """One value moves from ``old_cents`` to ``new_cents``: ``add_cents(old, -1)`` then ``add_cents(new, 1)``.
+
+        Most moves stay in their bucket (a customer's figure changes by a little): then only the bucket's
+        sum changes. Where the bucket holds just this value, the two steps would delete and recreate it,
+        so they are taken as they are (the same buckets, in the same dict order)."""
+        if old_cents > 0 and new_cents > 0:
+            bins = self.positive
+        elif old_cents < 0 and new_cents < 0:
+            bins = self.negative
+        else:
+            bins = None  # zero or a change of sign: another bucket
+        if bins is not None:
+            key = self._key(abs(old_cents) / 100)
+            b = bins.get(key)
+            if b is not None and b[0] > 1 and self._key(abs(new_cents) / 100) == key:
+                b[1] += new_cents - old_cents
+                return
+        self.add_cents(old_cents, -1)
+        self.add_cents(new_cents, 1)
 
     def add(self, value: float, n: int = 1) -> None:
         self.add_cents(to_cents(value), n)

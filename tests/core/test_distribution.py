@@ -111,3 +111,44 @@ def test_event_time_metrics_are_bucketed_by_day_not_by_magnitude():
     again = type(h).from_list(h.to_list())
     assert again == h and again.linear_width == day
     assert histogram_for("clv", 0.01).linear_width is None
+
+
+def test_the_inlined_bucket_key_is_the_mappings_key():
+    """``LogHistogram`` computes DDSketch's ``LogarithmicMapping.key`` in one closure: the same keys."""
+    import random
+
+    from streams.core.distribution import _key_function, _mapping
+
+    rnd = random.Random(5)
+    for accuracy in (0.01, 0.02, 0.005):
+        mapping = _mapping(accuracy)
+        key = _key_function(mapping)
+        values = [rnd.randint(1, 10**9) / 100 for _ in range(20_000)] + [0.01, 1.0, 1e7, 123456.78]
+        values += [mapping.value(k) for k in range(-50, 2000, 7)]  # bucket representatives, near the edges
+        assert [key(v) for v in values] == [mapping.key(v) for v in values]
+
+
+def test_a_shift_equals_a_removal_then_an_addition():
+    """``shift_cents`` (the same-bucket shortcut) leaves the histogram as the two steps do, dict order included."""
+    import random
+
+    rnd = random.Random(9)
+    for width in (None, 86_400_000):
+        a, b = LogHistogram(0.01, width), LogHistogram(0.01, width)
+        values = [rnd.choice([0, rnd.randint(-10**6, 10**6), rnd.randint(1, 300)]) for _ in range(400)]
+        for v in values:
+            a.add_cents(v)
+            b.add_cents(v)
+        for _ in range(20_000):
+            i = rnd.randrange(len(values))
+            old = values[i]
+            new = rnd.choice([0, -old, old + rnd.randint(-3, 3), int(old * rnd.uniform(0.9, 1.1)),
+                              rnd.randint(-10**6, 10**6)])
+            a.shift_cents(old, new)
+            b.add_cents(old, -1)
+            b.add_cents(new, 1)
+            values[i] = new
+            assert (a.count, a.zeros, list(a.positive.items()), list(a.negative.items())) == \
+                (b.count, b.zeros, list(b.positive.items()), list(b.negative.items()))
+        with pytest.raises(ValueError):
+            a.shift_cents(10**15 + 7, 5)  # a value that is not there, as add_cents(old, -1) refuses it
