@@ -74,6 +74,7 @@ from streams.kafka.broker import free_port  # noqa: E402
 from streams.kafka.produce import encode_value, producer, send_events  # noqa: E402
 from streams.kafka.read import read_to_end  # noqa: E402
 from streams.pipeline import Pipeline, StateCache  # noqa: E402
+from streams.runtime import tune_garbage_collector  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.topology import source_codes  # noqa: E402
 
@@ -193,6 +194,7 @@ def _short(func_key) -> str:
 
 def section_core(cfg: Config, results: dict) -> None:
     section("1. Core, in process: Pipeline.handle over generated records (dict as the state store)")
+    tune_garbage_collector()  # as in the worker's process (streams/runtime.py)
     t = time.perf_counter()
     events = generate(cfg.seed, cfg.customers, cfg.core_events)
     settings = Settings()
