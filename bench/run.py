@@ -49,6 +49,7 @@ from _common import (  # noqa: E402
     partition_of,
     dir_bytes,
     machine_lines,
+    POLL_INTERVAL_S,
     metrics_count,
     metrics_sums,
     percentile,
@@ -103,6 +104,7 @@ class Config:
     per_event: bool = False
     broker: str = "kafka"
     exactly_once: bool = False
+    two_processes: bool = False
 
 
 def parse_args(argv=None) -> Config:
@@ -132,6 +134,8 @@ def parse_args(argv=None) -> Config:
                                                             "(CLV_LIVE_PATH=per-event) on the same topic")
     p.add_argument("--exactly-once", action="store_true", help="section 2 also runs the worker with "
                                                                "CLV_PROCESSING_GUARANTEE=exactly_once on the same topic")
+    p.add_argument("--two-processes", action="store_true", help="section 2 also runs two worker processes in "
+                                                                 "one consumer group on the same topic (issue 13, item 5)")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, state) for inspection")
     p.add_argument("--json", dest="json_path", help="also write all figures to this JSON file")
     a = p.parse_args(argv)
@@ -153,7 +157,8 @@ def parse_args(argv=None) -> Config:
                   scaling_sizes=([int(x) for x in a.scaling_sizes.split(",")] if a.scaling_sizes else
                                  [10_000, 100_000, 1_000_000]),
                   keep=a.keep, json_path=a.json_path, per_event=a.per_event,
-                  broker=a.broker, exactly_once=a.exactly_once)
+                  broker=a.broker, exactly_once=a.exactly_once,
+                  two_processes=a.two_processes)
 
 
 class Cleanup:
@@ -350,11 +355,44 @@ def run_e2e(cfg: Config, workdir: Path, cleanup: Cleanup, events_n: int, custome
         variant_worker.stop()
         return (produced - prog.first_count) / (prog.done - prog.first)
 
+    def two_process_rate() -> float:
+        """events/s of two worker processes in one group (own data dirs and ports), counts summed; from
+        the first event either applied to the poll that sees the sum reach the backlog (the rebalance
+        as the second process joins is inside the window, as it would be in production)."""
+        suffix = "2p"
+        variant = replace(settings, app_id=f"{settings.app_id}-{suffix}",
+                          topic_segment_changes=f"{settings.topic_segment_changes}-{suffix}",
+                          topic_dead_letter=f"{settings.topic_dead_letter}-{suffix}")
+        create_topics(variant)
+        pair = [WorkerProc(replace(variant, data_dir=f"{settings.data_dir}-{suffix}-p{i}", web_port=free_port()),
+                           workdir / f"worker-{tag}-{suffix}-p{i}.log") for i in range(2)]
+        for w in pair:
+            cleanup.add(w.stop)
+            w.start()
+        started, first, first_count = time.monotonic(), None, 0
+        deadline = started + 120 + produced / 100
+        try:
+            while time.monotonic() < deadline:
+                for w in pair:
+                    w.check()
+                counts = [metrics_count(w.settings.web_port) or 0 for w in pair]
+                now = time.monotonic()
+                if first is None and sum(counts) > 0:
+                    first, first_count = now, sum(counts)
+                if sum(counts) >= produced:
+                    return (produced - first_count) / (now - first)
+                time.sleep(POLL_INTERVAL_S)
+            raise TimeoutError(f"two workers applied {sum(counts)} of {produced} events")
+        finally:
+            for w in pair:
+                w.stop()
+
     # The per-event live path (each event's outputs acknowledged before its state write) in the same run.
     per_event = variant_rate("per-event", live_path="per-event") if naive_agent and cfg.per_event else None
     # The same worker with one Kafka transaction per input partition per checkpoint (streams/eos.py).
     exactly_once = variant_rate("eos", processing_guarantee="exactly_once") \
         if naive_agent and cfg.exactly_once else None
+    two_processes = two_process_rate() if naive_agent and cfg.two_processes else None
 
     worker = WorkerProc(settings, workdir / f"worker-{tag}.log")
     cleanup.add(worker.stop)
@@ -377,7 +415,7 @@ def run_e2e(cfg: Config, workdir: Path, cleanup: Cleanup, events_n: int, custome
              first_event_s=prog.first, first_count=prog.first_count, done_s=prog.done,
              raw_aiokafka_eps=aio.rate, raw_aiokafka_first_s=aio.first_s, raw_kafka_python_eps=kp.rate,
              raw_kafka_python_first_s=kp.first_s, naive_agent_eps=naive, nothing_agent_eps=nothing,
-             per_event_worker_eps=per_event, exactly_once_worker_eps=exactly_once, worker_cpu_share=worker_cpu / wall,
+             per_event_worker_eps=per_event, exactly_once_worker_eps=exactly_once, two_processes_eps=two_processes, worker_cpu_share=worker_cpu / wall,
              broker_cpu_share=broker_cpu / wall, agent_body_share=in_agent / wall,
              agent_body_us_per_event=in_agent / max(1, produced - prog.first_count) * 1e6)
     f["broker"] = broker.kind
@@ -415,6 +453,9 @@ def run_e2e(cfg: Config, workdir: Path, cleanup: Cleanup, events_n: int, custome
                     aio.rate, "/s", "aiokafka"),
                 Row("start-up s: worker process start -> first event applied vs raw aiokafka -> first record",
                     prog.first, aio.first_s, "s", "aiokafka", higher_is_better=False)]
+        if two_processes is not None:
+            rows.insert(4, Row("events/s 2 worker processes (one group, summed) vs 1 worker (target >= 1.7x)",
+                               two_processes, worker_eps, "/s", "1 worker"))
         print_table(rows)
     return E2E(broker, settings, worker, workdir, events, produced, f)
 
