@@ -107,12 +107,22 @@ def _reassess(state: CustomerState, cfg: EngineConfig, as_of_ms: int, cause: dic
     policy = cfg.policy
     clv = score(state, cfg, as_of_ms, scorer)
     state.scored_by = clv.model
-    verdict = policy.assess(state, clv, as_of_ms, population)
+    # A policy with ``decide`` (the matrix) gives the segment first and words its reason and criteria
+    # (``explain``) only for a change that goes out: most assessments keep the segment.
+    decide = getattr(policy, "decide", None)
+    if decide is not None:
+        decision = decide(state, clv, as_of_ms, population)
+        segment, manual = decision[0], decision[1]
+    else:
+        verdict = policy.assess(state, clv, as_of_ms, population)
+        segment, manual = verdict.segment, verdict.manual
     change = None
     dwell = policy.stability.min_dwell_ms
-    held = (dwell and not verdict.manual and state.segment_since_ms is not None
+    held = (dwell and not manual and state.segment_since_ms is not None
             and as_of_ms < state.segment_since_ms + dwell)
-    if verdict.segment != state.segment and not held:
+    if segment != state.segment and not held:
+        if decide is not None:
+            verdict = policy.explain(state, clv, decision)  # before the segment moves: it words the move
         previous = state.segment
         state.segment, state.segment_since_ms = verdict.segment, as_of_ms
         state.sequence += 1

@@ -104,6 +104,15 @@ class MatrixPolicy:
                population: Optional[PopulationView] = None) -> Assessment:
         return _assess(self, state, clv, as_of_ms, population)
 
+    def decide(self, state: CustomerState, clv: ClvFigures, as_of_ms: int,
+               population: Optional[PopulationView] = None) -> tuple:
+        """``(segment, manual, ...)`` as ``assess`` decides it; ``explain`` gives the full assessment."""
+        return _decide(self, state, clv, as_of_ms, population)
+
+    def explain(self, state: CustomerState, clv: ClvFigures, decision: tuple) -> Assessment:
+        """``assess``'s result for ``decide``'s decision (call it before the state's segment moves)."""
+        return _explain(self, state, clv, decision)
+
     def review_time_ms(self, state: CustomerState, after_ms: int,
                        p_alive_crossing: Optional[PAliveCrossing] = None) -> Optional[int]:
         crossing = None
@@ -131,9 +140,17 @@ def assess(state: CustomerState, clv: ClvFigures, policy: MatrixPolicy, as_of_ms
 
 def _assess(policy: MatrixPolicy, state: CustomerState, clv: ClvFigures, as_of_ms: int,
             population: Optional[PopulationView]) -> Assessment:
+    return _explain(policy, state, clv, _decide(policy, state, clv, as_of_ms, population))
+
+
+def _decide(policy: MatrixPolicy, state: CustomerState, clv: ClvFigures, as_of_ms: int,
+            population: Optional[PopulationView]) -> tuple:
+    """The segment, without the reason text and criteria (``_explain``): the engine explains only the
+    decisions that go out as a change, about a third of them. ``(segment, manual, figures...)``: the
+    figures are what ``_explain`` words, taken before the engine moves the state's segment."""
     was = state.segment
-    was_high_value = was in (HV_HL, HV_LL)
-    was_high_loyalty = was in (HV_HL, LV_HL)
+    was_high_value = was == HV_HL or was == HV_LL
+    was_high_loyalty = was == HV_HL or was == LV_HL
     value = value_of(clv, policy.value_metric)
     threshold, population_version = policy.value_cut_off(population)
     value_cut = threshold * ((1 - policy.hysteresis) if was_high_value else 1)
@@ -141,8 +158,23 @@ def _assess(policy: MatrixPolicy, state: CustomerState, clv: ClvFigures, as_of_m
 
     orders_365, _ = state.window(365, as_of_ms)
     recency = None if state.last_order_ms is None else (as_of_ms - state.last_order_ms) / DAY_MS
-    min_orders = policy.loyalty_min_orders_365d
     max_recency = policy.loyalty_max_recency_days * ((1 + policy.hysteresis) if was_high_loyalty else 1)
+    high_loyalty = (orders_365 >= policy.loyalty_min_orders_365d
+                    and recency is not None and recency <= max_recency
+                    and not (state.last_nps is not None and state.last_nps < policy.loyalty_min_last_nps)
+                    and (clv.p_alive is None or clv.p_alive >= policy.at_risk_p_alive))
+    segment = (HV_HL if high_loyalty else HV_LL) if high_value else (LV_HL if high_loyalty else LV_LL)
+    return (segment, False, was, value, threshold, population_version, value_cut, high_value, orders_365,
+            recency, max_recency, high_loyalty)
+
+
+def _explain(policy: MatrixPolicy, state: CustomerState, clv: ClvFigures, decision: tuple) -> Assessment:
+    """The assessment of ``_decide``'s decision: reason text and criteria (the state's segment unmoved)."""
+    (segment, _, was, value, threshold, population_version, value_cut, high_value, orders_365, recency,
+     max_recency, high_loyalty) = decision
+    was_high_value = was in (HV_HL, HV_LL)
+    was_high_loyalty = was in (HV_HL, LV_HL)
+    min_orders = policy.loyalty_min_orders_365d
     detractor = state.last_nps is not None and state.last_nps < policy.loyalty_min_last_nps
     loyal_checks = {
         "repeat_buying": orders_365 >= min_orders,
@@ -150,9 +182,6 @@ def _assess(policy: MatrixPolicy, state: CustomerState, clv: ClvFigures, as_of_m
         "not_detractor": not detractor,
         "probably_alive": clv.p_alive is None or clv.p_alive >= policy.at_risk_p_alive,
     }
-    high_loyalty = all(loyal_checks.values())
-    segment = (HV_HL if high_loyalty else HV_LL) if high_value else (LV_HL if high_loyalty else LV_LL)
-
     criteria = {"value_metric": policy.value_metric, "value": round(value, 2),
                 "high_value_threshold": round(threshold, 2),
                 "orders_365d": orders_365,
@@ -202,7 +231,20 @@ def _lapse_times(state: CustomerState, policy: MatrixPolicy, p_alive_crossing_ms
         return []
     lapse_recency = state.last_order_ms + int(policy.loyalty_max_recency_days * (1 + policy.hysteresis) * DAY_MS) + 1
     # repeat_buying lapses when the order that keeps the 365-day count at the minimum leaves the window
-    order_days = sorted((d for d, (n, _) in state.days.items() for _ in range(n)), reverse=True)
+    # (the k-th latest order day, orders counted per day: walk the days from the latest instead of
+    # sorting one entry per order; tests/core/test_core_shortcuts.py compares the two)
     k = policy.loyalty_min_orders_365d
-    lapse_window = (order_days[k - 1] + 365) * DAY_MS if len(order_days) >= k else None
+    lapse_window = None
+    if k <= 0:  # not a sensible policy, but decided as before: the sorted list's [k - 1]
+        order_days = sorted((d for d, (n, _) in state.days.items() for _ in range(n)), reverse=True)
+        lapse_window = (order_days[k - 1] + 365) * DAY_MS if len(order_days) >= k else None
+    else:
+        seen = 0
+        for d in sorted(state.days, reverse=True):
+            n = state.days[d][0]
+            if n > 0:
+                seen += n
+                if seen >= k:
+                    lapse_window = (d + 365) * DAY_MS
+                    break
     return [t for t in (lapse_recency, lapse_window, p_alive_crossing_ms) if t is not None]
