@@ -58,15 +58,34 @@ class LinearMapping:
         return (key + 0.5) * self.width
 
 
+# Keys of recent magnitudes, per (multiplier, offset): a customer's value removed at one update is the
+# one added at its previous update, so most removals (and unmoved values) find their key here instead of
+# taking a logarithm. Bounded: emptied when full (a key is a pure function of the magnitude).
+_KEY_CACHE_SIZE = 1 << 16
+_LOG_KEYS: Dict[Tuple[float, float], Callable[[float], int]] = {}
+
+
 def _key_function(mapping) -> Callable[[float], int]:
     """``mapping.key`` as one closure: the same arithmetic without two method calls per value (a key is
-    computed for every value added or removed). ``LogarithmicMapping.key`` is
-    ``int(ceil(log(v, 2) * multiplier) + offset)`` (tests/core/test_distribution.py compares the two)."""
+    computed for every value added or removed), remembered for recent magnitudes. ``LogarithmicMapping.key``
+    is ``int(ceil(log(v, 2) * multiplier) + offset)`` (tests/core/test_distribution.py compares the two)."""
     if type(mapping) is LogarithmicMapping:
         log, ceil, multiplier, offset = math.log, math.ceil, mapping._multiplier, mapping._offset
+        key = _LOG_KEYS.get((multiplier, offset))
+        if key is not None:
+            return key
+        cache: Dict[float, int] = {}
+        get = cache.get
 
         def key(magnitude: float) -> int:
-            return int(ceil(log(magnitude, 2) * multiplier) + offset)
+            k = get(magnitude)
+            if k is None:
+                k = int(ceil(log(magnitude, 2) * multiplier) + offset)  # raises as before for 0 or less
+                if len(cache) >= _KEY_CACHE_SIZE:
+                    cache.clear()
+                cache[magnitude] = k
+            return k
+        _LOG_KEYS[(multiplier, offset)] = key
         return key
     return mapping.key
 
@@ -139,9 +158,24 @@ class LogHistogram:
         if bins is not None:
             key = self._key(abs(old_cents) / 100)
             b = bins.get(key)
-            if b is not None and b[0] > 1 and self._key(abs(new_cents) / 100) == key:
-                b[1] += new_cents - old_cents
-                return
+            if b is not None:
+                new_key = self._key(abs(new_cents) / 100)
+                if b[0] > 1 and new_key == key:
+                    b[1] += new_cents - old_cents
+                    return
+                # another bucket (most moves): add_cents(old, -1) then add_cents(new, 1) with the keys
+                # known, step for step (b holds at least one value: emptied buckets are deleted)
+                b[0] -= 1
+                b[1] -= old_cents
+                if b[0] == 0:
+                    del bins[key]
+                nb = bins.get(new_key)
+                if nb is None:
+                    bins[new_key] = [1, new_cents]
+                else:
+                    nb[0] += 1
+                    nb[1] += new_cents
+                return  # the count is unchanged: one value out, one in
         self.add_cents(old_cents, -1)
         self.add_cents(new_cents, 1)
 

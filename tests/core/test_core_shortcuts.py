@@ -130,3 +130,47 @@ def test_lapse_window_walks_to_the_kth_latest_order_day(case):
                                                   * DAY_MS) + 1
         window = _lapse_window_reference(state, policy)
         assert times == [t for t in (lapse_recency, window) if t is not None]
+
+
+def test_remembered_bucket_keys_are_the_mappings_keys(monkeypatch):
+    """``_key_function`` remembers keys of recent magnitudes (emptied when full): always the mapping's key."""
+    import random
+
+    import streams.core.distribution as distribution
+
+    monkeypatch.setattr(distribution, "_KEY_CACHE_SIZE", 64)  # fill and empty it many times
+    monkeypatch.setattr(distribution, "_LOG_KEYS", {})
+    rnd = random.Random(3)
+    for accuracy in (0.01, 0.02):
+        mapping = distribution._mapping(accuracy)
+        key = distribution._key_function(mapping)
+        assert distribution._key_function(mapping) is key  # one per (multiplier, offset)
+        values = [rnd.choice([rnd.randint(1, 10**9), rnd.randint(1, 200)]) / 100 for _ in range(20_000)]
+        values += [mapping.value(k) for k in range(-50, 2000, 7)]
+        assert [key(v) for v in values] == [mapping.key(v) for v in values]
+        assert [key(v) for v in reversed(values)] == [mapping.key(v) for v in reversed(values)]
+
+
+def test_shifts_between_sparse_buckets_equal_a_removal_then_an_addition():
+    """``shift_cents`` across buckets (known keys, emptied and new buckets) as the two ``add_cents`` steps."""
+    import random
+
+    from streams.core.distribution import LogHistogram
+
+    rnd = random.Random(11)
+    a, b = LogHistogram(0.01), LogHistogram(0.01)
+    values = [rnd.choice([rnd.randint(-10**5, 10**5), rnd.randint(1, 50)]) or 1 for _ in range(60)]
+    for v in values:
+        a.add_cents(v)
+        b.add_cents(v)
+    for _ in range(20_000):
+        i = rnd.randrange(len(values))
+        old = values[i]
+        new = rnd.choice([old + rnd.randint(-3, 3), int(old * rnd.uniform(0.5, 2.0)), -old,
+                          rnd.randint(-10**5, 10**5)])
+        a.shift_cents(old, new)
+        b.add_cents(old, -1)
+        b.add_cents(new, 1)
+        values[i] = new
+        assert (a.count, a.zeros, list(a.positive.items()), list(a.negative.items())) == \
+            (b.count, b.zeros, list(b.positive.items()), list(b.negative.items()))
