@@ -1,14 +1,17 @@
 """Bulk rebuild vs a raw aiokafka read of the same input log, in one run (issue 13, item 2).
 
-    .venv/bin/python bench/bulk.py --bootstrap 127.0.0.1:9092 --kind external      # real Kafka
-    .venv/bin/python bench/bulk.py                     # an embedded tansu broker (slow changelog writes)
+    .venv/bin/python bench/bulk.py --restore           # starts a single-node Apache Kafka (make bench-bulk)
+    .venv/bin/python bench/bulk.py --bootstrap 127.0.0.1:9092 --kind external      # a broker already running
+    .venv/bin/python bench/bulk.py --broker tansu      # an embedded tansu broker (slow changelog writes)
 
 Generates a realistic mix (the project's generator: signups, orders, refunds, interactions,
 1 % duplicates, 0.2 % malformed) for ``--customers`` customers into the three input topics,
 then measures on the same broker, one after the other:
   raw   an aiokafka consumer reading every input record with getmany (no processing);
   bulk  streams.bulk.run.run_bulk: the same records through the pure core, changelog and
-        outputs written (progress bar on stderr).
+        outputs written (progress bar on stderr);
+  restore (--restore) bench/restore.py on the same broker: the live state rebuilt from the
+        changelog the bulk run wrote, beside a raw read of that changelog.
 Figures are printed beside each other with their ratio; only ratios within one run compare.
 Not part of the pytest suite.
 """
@@ -18,13 +21,17 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import Broker  # noqa: E402
 from streams.bulk.run import run_bulk  # noqa: E402
 from streams.generator import EventGenerator, GeneratorConfig  # noqa: E402
 from streams.kafka.admin import ensure_topics  # noqa: E402
@@ -96,7 +103,11 @@ class StoreOnly(Pipeline):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bootstrap", help="an existing broker (default: start an embedded tansu)")
+    p.add_argument("--bootstrap", help="an existing broker (default: start one of --broker)")
+    p.add_argument("--broker", default="kafka", choices=("kafka", "tansu"),
+                   help="the broker started when no --bootstrap is given (default: single-node Apache Kafka)")
+    p.add_argument("--restore", action="store_true",
+                   help="then time the restore from the changelog written (bench/restore.py --skip-faust)")
     p.add_argument("--kind", default="external", help="broker kind of --bootstrap: external, tansu, rdkafka-mock")
     p.add_argument("--customers", type=int, default=1_000_000)
     p.add_argument("--events", type=int, default=2_200_000, help="events generated (2.2M reach ~1M customers)")
@@ -105,13 +116,13 @@ def main(argv=None) -> int:
     p.add_argument("--shell-only", action="store_true",
                    help="also run the bulk shell with a core that only stores the raw value (its ceiling)")
     a = p.parse_args(argv)
-    broker = None
-    if a.bootstrap is None:
-        from streams.kafka.broker import EmbeddedBroker
-
-        broker = EmbeddedBroker("tansu").start()
-        a.bootstrap, a.kind = broker.bootstrap, "tansu"
+    broker, work = None, None
     try:
+        if a.bootstrap is None:  # the bench's own broker, stopped in the finally
+            work = Path(tempfile.mkdtemp(prefix="clv-bulk-"))
+            broker = Broker(a.broker, work / "broker.log")
+            broker.start()
+            a.bootstrap, a.kind = broker.bootstrap, ("external" if a.broker == "kafka" else "tansu")
         settings = settings_for(a.bootstrap, a.kind, a.partitions)
         ensure_topics(settings.bootstrap, topic_specs(settings))
         gen = EventGenerator(GeneratorConfig(seed=13, customers=a.customers, share_duplicates=0.01,
@@ -145,11 +156,19 @@ def main(argv=None) -> int:
         print(f"changelog raw read {report.changelog_records / raw_cl:,.0f} records/s ({raw_cl:.1f} s)")
         if prof:
             pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
-        print(f"settings  {settings.app_id} (topics kept on the broker: bench/restore.py --prefix "
-              f"{settings.app_id[:-3]})")
+        prefix = settings.app_id[:-3]
+        if a.restore:
+            from bench import restore
+
+            restore.main(["--bootstrap", a.bootstrap, "--kind", a.kind, "--prefix", prefix,
+                          "--partitions", str(a.partitions), "--skip-faust"])
+        elif broker is None:
+            print(f"settings  {settings.app_id} (topics kept on the broker: bench/restore.py --prefix {prefix})")
     finally:
         if broker is not None:
             broker.stop()
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

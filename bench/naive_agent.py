@@ -8,7 +8,10 @@ Faust agent that does nothing (NAIVE_MODE=nothing: Faust's own per-event cost, t
 
 Same Faust version, broker overrides (streams.kafka.broker.faust_settings_for) and RocksDB store as
 the engine; the agent decodes the JSON value and stores it under the record key, one ``table[key] =``
-per event (no validation, no CLV). When it has counted NAIVE_EXPECT events it writes
+per event (no validation, no CLV). Both run in a process set up as the engine's worker is
+(streams/worker.py): its ``Worker`` class (the root logger at the level asked for, not Faust's DEBUG)
+and its garbage-collector threshold, so a ratio compares the agents' work, not their process settings.
+When it has counted NAIVE_EXPECT events it writes
 "<first event wall time> <last event wall time> <count>" to NAIVE_OUT.
 """
 from __future__ import annotations
@@ -20,6 +23,8 @@ import time
 import faust
 
 from streams.kafka.broker import faust_settings_for
+from streams.kafka.worker_logging import Worker
+from streams.runtime import tune_garbage_collector
 
 env = os.environ
 EXPECT = int(env.get("NAIVE_EXPECT", "0"))
@@ -31,7 +36,8 @@ app = faust.App(env.get("NAIVE_APP", "naive"), broker=f"kafka://{env.get('NAIVE_
                 store="rocksdb://", datadir=env.get("NAIVE_DATADIR", "/tmp/naive"),
                 topic_partitions=int(env.get("NAIVE_PARTITIONS", "4")), web_bind="127.0.0.1",
                 web_port=int(env.get("NAIVE_PORT", "6099")), consumer_auto_offset_reset="earliest",
-                stream_wait_empty=False, **BROKER_OVERRIDES)
+                stream_wait_empty=False, Worker=Worker, **BROKER_OVERRIDES)
+tune_garbage_collector()
 topic = app.topic(env.get("NAIVE_TOPIC", "events"), key_type=bytes, value_type=bytes, key_serializer="raw",
                   value_serializer="raw")
 table = app.Table("naive-state", default=None, key_type=bytes, value_type=bytes,

@@ -13,9 +13,9 @@ from .runtime import tune_garbage_collector
 from .settings import Settings
 from .topology import build_topology, create_app
 
+tune_garbage_collector()  # every CLI command runs in a process that imports this module (streams/runtime.py)
 # A stopped worker must leave its group at once (tansu's first generation is 0, which aiokafka
 # does not leave from): the ops tools refuse to reset a group that still lists members.
-tune_garbage_collector()  # every CLI command runs in a process that imports this module (streams/runtime.py)
 leave_group_at_generation_zero()
 # Faust's recovery resumes its flow twice and the second resume drops events already fetched
 # (lost, the consumer is past them): see streams/kafka/flow_control.py.
