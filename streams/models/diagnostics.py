@@ -96,7 +96,10 @@ def tracking(params: BgNbdParams, births, repeat_times, edges) -> Tracking:
     ages = np.maximum(edges[None, :] - cohorts[:, None], 0.0)
     with np.errstate(all="ignore"):
         cumulative = bgnbd.expected_purchases_batch(params, ages)
-    expected = np.diff(sizes @ np.nan_to_num(cumulative))
+        # Past the closed form's numeric range (extreme early fits) E[X(t)] is unknown: NaN, so the
+        # periods it touches show as a gap. Not 0 (a false drop) nor nan_to_num's 1.8e308 (an overflow).
+        cumulative = np.where(np.isfinite(cumulative), cumulative, np.nan)
+        expected = np.diff(sizes @ cumulative)
     actual, _ = np.histogram(np.asarray(repeat_times, dtype=float), bins=edges)
     return Tracking(edges, actual.astype(float), expected)
 

@@ -74,3 +74,22 @@ def test_report_without_holdout_still_has_every_picture(tmp_path):
     for name, _, _ in PICTURES:
         png_size(tmp_path / name)
     assert "index.html" == index.name
+
+
+def test_tracking_leaves_a_gap_where_the_model_cannot_be_evaluated():
+    # Extreme parameters (an early fit on little history): eq. (9)'s hypergeometric term is NaN
+    # at long ages. Those periods are unknown (NaN), the others exact, and nothing overflows.
+    import warnings
+
+    from streams.models.bgnbd import BgNbdParams, expected_purchases_batch
+
+    params = BgNbdParams(r=0.5, alpha=1.0, a=1e-4, b=1e4)
+    edges = np.array([0.0, 1.0, 10.0, 1000.0])
+    assert np.isnan(expected_purchases_batch(params, np.array([1000.0])))[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tracked = tracking(params, births=[0.0, 0.0], repeat_times=[0.5, 5.0], edges=edges)
+    cumulative = 2 * expected_purchases_batch(params, edges[:3])
+    assert tracked.expected[:2] == pytest.approx(np.diff(cumulative))
+    assert np.isnan(tracked.expected[2])
+    assert list(tracked.actual) == [1.0, 1.0, 0.0]
