@@ -10,8 +10,8 @@ from streams.core.clv import ClvFigures
 from streams.core.events import DAY_MS
 from streams.core.exact_population import ExactPopulation
 from streams.core.policies.base import Assessment
-from streams.core.policies.matrix import (HV_HL, HV_LL, LV_HL, LV_LL, VALUE, MatrixPolicy, _assess, _lapse_times,
-                                          value_of)
+from streams.core.policies.matrix import (HV_HL, HV_LL, LV_HL, LV_LL, VALUE, Decision, MatrixPolicy, _assess,
+                                          _lapse_times, value_of)
 from streams.core.state import CustomerState
 from tests.core.histogram_checks import check_shifts_equal_two_steps
 
@@ -114,6 +114,7 @@ def test_decide_then_explain_is_the_full_assessment(case):
     expected = _assess_reference(policy, state, clv, as_of, population)
     decision = policy.decide(state, clv, as_of, population)
     assert (decision[0], decision[1]) == (expected.segment, expected.manual)
+    assert type(decision) is Decision and (decision.segment, decision.manual) == (expected.segment, expected.manual)
     # repr: a NaN P(alive) is a NaN criterion, which no == matches
     assert repr(policy.explain(state, clv, decision)) == repr(expected)
     assert repr(_assess(policy, state, clv, as_of, population)) == repr(expected)
