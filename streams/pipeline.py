@@ -44,7 +44,7 @@ import msgpack
 import msgspec
 
 from .core import codec
-from .core.aggregation import (PopulationAggregate, PopulationConfig, PopulationSnapshot, Published,
+from .core.aggregation import (Contribution, PopulationAggregate, PopulationConfig, PopulationSnapshot, Published,
                                contribution_of, decode_published, encode_published, merge_published,
                                record_assessment)
 from .core.engine import EngineConfig, Scorer, process, review, review_time_ms
@@ -206,14 +206,19 @@ class StateCache:
     partition of the record that changed it (the shell writes the state from that partition's event
     context, as the per-event path did). States are mutated in place by the core, so one object per
     customer is shared by every record of the batch.
+
+    ``counted`` keeps each cached state's population contribution as the pipeline last counted it
+    (``contribution_of`` of the state as it is: only the pipeline mutates these objects, and it
+    counts after every mutation), so a customer's next record in the batch does not compute it again.
     """
 
-    __slots__ = ("load", "states", "changed")
+    __slots__ = ("load", "states", "changed", "counted")
 
     def __init__(self, load: Callable[[bytes], Optional[bytes]]):
         self.load = load
         self.states: Dict[bytes, Optional[CustomerState]] = {}
         self.changed: Dict[bytes, int] = {}  # key -> input partition of its latest change
+        self.counted: Dict[bytes, Optional[Contribution]] = {}  # key -> contribution_of(its state)
 
     def get(self, key: bytes) -> Optional[CustomerState]:
         state = self.states.get(key, _NOT_LOADED)  # not try/except: the per-event path always misses once
@@ -230,7 +235,7 @@ class StateCache:
         """The changed states, encoded (key -> value), in the order they first changed; the cache empties."""
         states = self.states
         out = {key: codec.encode(states[key]) for key in self.changed}
-        self.states, self.changed = {}, {}
+        self.states, self.changed, self.counted = {}, {}, {}
         return out
 
     def settle_by_partition(self) -> Dict[int, Dict[bytes, bytes]]:
@@ -430,9 +435,18 @@ class Pipeline:
         state = states.get(key)
         if state is None:
             state = CustomerState(event.customer_id)
-        before = contribution_of(state, self.population_config)
+            before = None  # contribution_of a customer without a segment
+        else:  # as the batch last counted it, or computed
+            before = states.counted.get(key, _NOT_LOADED)
+            if before is _NOT_LOADED:
+                before = contribution_of(state, self.population_config)
         outcome = process(state, event, self.cfg, position, self.scorer, self.replay, population)
-        self._recount(record.partition, before, state, outcome, state.watermark_ms)
+        if outcome.status == APPLIED:
+            states.counted[key] = self._recount(record.partition, before, state, outcome, state.watermark_ms)
+        else:
+            # duplicate, late, redelivered: apply() moved at most the source position, which no figure
+            # counts, so the recount would find the contribution unchanged (tests/shell/test_pipeline_shortcuts.py)
+            self._aggregate(record.partition)
         result = Result(outcome.status, event_type=event.type, event_time_ms=event.event_time_ms)
         if outcome.metrics is not None:
             result.metrics[event.customer_id] = outcome.metrics
@@ -484,9 +498,12 @@ class Pipeline:
                 continue
             if review_time_ms(state, self.cfg, self.scorer, after_ms=at_ms - 1) != at_ms:
                 continue  # superseded by a later event of this customer
-            before = contribution_of(state, self.population_config)
+            before = states.counted.get(key, _NOT_LOADED)
+            if before is _NOT_LOADED:
+                before = contribution_of(state, self.population_config)
             outcome = review(state, self.cfg, at_ms, self.scorer, self.replay, population)
-            self._recount(partition, before, state, outcome, max(at_ms, state.watermark_ms or at_ms))
+            states.counted[key] = self._recount(partition, before, state, outcome,
+                                                max(at_ms, state.watermark_ms or at_ms))
             states.put(key, state, partition)
             result.metrics[customer_id] = outcome.metrics
             if outcome.change:
@@ -542,22 +559,31 @@ class Pipeline:
                 self.stream_time[partition] = at
 
     # -- population figures ---------------------------------------------------
-    def _recount(self, partition: int, before, state: CustomerState, outcome, as_of_ms: Optional[int]) -> None:
-        """Record the assessment in the state and move the customer's contribution."""
+    def _aggregate(self, partition: int) -> PopulationAggregate:
+        agg = self.aggregates.get(partition)
+        if agg is None:
+            agg = self.aggregates[partition] = PopulationAggregate(self.population_config.relative_accuracy)
+        return agg
+
+    def _recount(self, partition: int, before, state: CustomerState, outcome,
+                 as_of_ms: Optional[int]) -> Optional[Contribution]:
+        """Record the assessment in the state and move the customer's contribution; return the new one."""
         clv = getattr(outcome, "clv", None)
         if clv is not None and as_of_ms is not None:
             record_assessment(state, clv, as_of_ms, self.population_config, getattr(outcome, "metrics", None))
         agg = self.aggregates.get(partition)
         if agg is None:
-            agg = self.aggregates[partition] = PopulationAggregate(self.population_config.relative_accuracy)
+            agg = self._aggregate(partition)
+        after = contribution_of(state, self.population_config)
         try:
-            changed = agg.update(before, contribution_of(state, self.population_config))
+            changed = agg.update(before, after)
         except ValueError:
             # the figures missed this customer (a partition taken without a rebuild): recount from the table
             self.needs_rebuild = True
-            return
+            return after
         if changed:
             self.population_changed.add(partition)
+        return after
 
     def forget_partitions(self, partitions: Iterable[int]) -> None:
         """Partitions revoked: stop publishing their figures (their next owner rebuilds and publishes)."""

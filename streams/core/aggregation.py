@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from operator import add, sub
+from operator import add, itemgetter, sub
 from typing import Dict, Iterable, Mapping, NamedTuple, Optional, Tuple
 
 import msgpack
@@ -47,6 +47,7 @@ _FIELDS = ("customers", "historical_revenue", "historical_margin", "formula_clv"
            "potential_clv", "churned", "nps_responses", "nps_promoters", "nps_detractors", "ces_responses",
            "ces_sum")
 _MONEY = {1, 2, 3, 4, 5}
+_name = itemgetter(0)  # of a (name, hundredths) metric pair
 
 FORMAT_VERSION = 1  # of the published aggregate blob
 
@@ -197,12 +198,18 @@ class PopulationAggregate:
             was, now = old.metrics, new.metrics
             if was == now:
                 return True
-            if len(was) == len(now) and all(a[0] == b[0] for a, b in zip(was, now)):
+            if len(was) == len(now) and list(map(_name, was)) == list(map(_name, now)):
                 # the same metrics (both sorted by name), some values moved: each histogram on its own
                 # (moves of different metrics commute, so this equals the set difference below)
+                metrics = self.metrics
                 for (name, a), (_, b) in zip(was, now):
                     if a != b:
-                        self._shift(name, a, b)
+                        h = metrics.get(name)
+                        if h is None or h.count == 1:  # the removal would empty it: the two steps as they are
+                            self._move(name, a, -1)
+                            self._move(name, b, 1)
+                        else:  # _move(a, -1) then _move(b, 1), looked up once
+                            h.shift_cents(a, b)
                 return True
             for name, cents in sorted(set(was) - set(now)):
                 self._move(name, cents, -1)
@@ -214,15 +221,6 @@ class PopulationAggregate:
         if new is not None:
             self.add(new, 1)
         return True
-
-    def _shift(self, name: str, old_cents: int, new_cents: int) -> None:
-        """One customer's value of ``name`` moves: ``_move(old, -1)`` then ``_move(new, 1)``, looked up once."""
-        h = self.metrics.get(name)
-        if h is None or h.count == 1:  # the removal would empty the histogram: the two steps as they are
-            self._move(name, old_cents, -1)
-            self._move(name, new_cents, 1)
-            return
-        h.shift_cents(old_cents, new_cents)
 
     def _move(self, name: str, cents: int, sign: int) -> None:
         h = self.metrics.get(name)

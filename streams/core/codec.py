@@ -15,6 +15,7 @@ import operator
 from dataclasses import fields
 
 import msgpack
+import msgspec
 
 from .state import CustomerState
 
@@ -28,6 +29,10 @@ _VALUES = operator.attrgetter(*_FIELDS)
 _DAYS, _RECENT_IDS = _FIELDS.index("days"), _FIELDS.index("recent_ids")
 _PAIRS = tuple(i for i, name in enumerate(_FIELDS) if name in _PAIR_KEYS)
 _COUNT = len(_FIELDS)
+# msgspec's MessagePack encoder writes a row of these types (int, str, bool, None, list, tuple, dict)
+# in the same smallest forms as msgpack.packb(use_bin_type=True), about three times cheaper
+# (tests/core/test_codec.py compares the bytes over generated and arbitrary states).
+_pack = msgspec.msgpack.Encoder().encode
 
 
 def encode(state: CustomerState) -> bytes:
@@ -48,7 +53,7 @@ def encode(state: CustomerState) -> bytes:
         index = {src: i for i, src in enumerate(sources)}
         flat = [x for h, (t, src) in ids.items() for x in (h, t, index[src])]
     row[_RECENT_IDS + 1] = [sources, flat]
-    return msgpack.packb(row, use_bin_type=True)
+    return _pack(row)
 
 
 def decode(blob: bytes) -> CustomerState:

@@ -102,6 +102,23 @@ def to_cents(value: float) -> int:
     return int(round(value * 100))
 
 
+def _add_at(bins: Dict[int, List[int]], key: int, cents: int, n: int) -> None:
+    """``n`` values of ``cents`` into the bucket ``bins[key]`` (n = -1 removes one; removing what is not
+    there raises): the bucket step of ``add_cents`` and ``shift_cents``. The caller keeps the count."""
+    b = bins.get(key)
+    if b is None:
+        if n < 0:
+            raise ValueError("removing a value that is not in the histogram")
+        bins[key] = [n, n * cents]
+        return
+    if b[0] + n < 0:
+        raise ValueError("removing a value that is not in the histogram")
+    b[0] += n
+    b[1] += n * cents
+    if b[0] == 0:
+        del bins[key]
+
+
 class LogHistogram:
     """Counts and cent sums per log bucket of positive and negative values, plus zeros."""
 
@@ -120,28 +137,15 @@ class LogHistogram:
     # -- updates ------------------------------------------------------------
     def add_cents(self, cents: int, n: int = 1) -> None:
         """Add ``n`` values of ``cents`` (n = -1 removes one; removing what is not there raises)."""
-        if cents == 0:
+        if cents > 0:
+            _add_at(self.positive, self._key(cents / 100), cents, n)
+        elif cents < 0:
+            _add_at(self.negative, self._key(-cents / 100), cents, n)
+        else:
             if self.zeros + n < 0:
                 raise ValueError("removing a value that is not in the histogram")
             self.zeros += n
-            self.count += n
-            return
-        bins = self.positive if cents > 0 else self.negative
-        key = self._key(abs(cents) / 100)
-        b = bins.get(key)
-        if b is None:
-            if n < 0:
-                raise ValueError("removing a value that is not in the histogram")
-            bins[key] = [n, n * cents]
-            self.count += n
-            return
-        if b[0] + n < 0:
-            raise ValueError("removing a value that is not in the histogram")
-        b[0] += n
-        b[1] += n * cents
         self.count += n
-        if b[0] == 0:
-            del bins[key]
 
     def shift_cents(self, old_cents: int, new_cents: int) -> None:
         """One value moves from ``old_cents`` to ``new_cents``: ``add_cents(old, -1)`` then ``add_cents(new, 1)``.
@@ -150,34 +154,28 @@ class LogHistogram:
         sum changes. Where the bucket holds just this value, the two steps would delete and recreate it,
         so they are taken as they are (the same buckets, in the same dict order)."""
         if old_cents > 0 and new_cents > 0:
-            bins = self.positive
+            bins, old_magnitude, new_magnitude = self.positive, old_cents, new_cents
         elif old_cents < 0 and new_cents < 0:
-            bins = self.negative
-        else:
-            bins = None  # zero or a change of sign: another bucket
-        if bins is not None:
-            key = self._key(abs(old_cents) / 100)
-            b = bins.get(key)
-            if b is not None:
-                new_key = self._key(abs(new_cents) / 100)
-                if b[0] > 1 and new_key == key:
-                    b[1] += new_cents - old_cents
-                    return
-                # another bucket (most moves): add_cents(old, -1) then add_cents(new, 1) with the keys
-                # known, step for step (b holds at least one value: emptied buckets are deleted)
-                b[0] -= 1
-                b[1] -= old_cents
-                if b[0] == 0:
-                    del bins[key]
-                nb = bins.get(new_key)
-                if nb is None:
-                    bins[new_key] = [1, new_cents]
-                else:
-                    nb[0] += 1
-                    nb[1] += new_cents
-                return  # the count is unchanged: one value out, one in
-        self.add_cents(old_cents, -1)
-        self.add_cents(new_cents, 1)
+            bins, old_magnitude, new_magnitude = self.negative, -old_cents, -new_cents
+        else:  # zero or a change of sign: another bucket
+            self.add_cents(old_cents, -1)
+            self.add_cents(new_cents, 1)
+            return
+        key = self._key(old_magnitude / 100)
+        b = bins.get(key)
+        if b is None:  # not there: add_cents(old, -1) refuses it
+            raise ValueError("removing a value that is not in the histogram")
+        new_key = self._key(new_magnitude / 100)
+        if b[0] > 1 and new_key == key:
+            b[1] += new_cents - old_cents
+            return
+        # another bucket (most moves): the two steps with the keys known, the removal from the bucket in
+        # hand (it holds at least one value: emptied buckets are deleted); the count is unchanged
+        b[0] -= 1
+        b[1] -= old_cents
+        if b[0] == 0:
+            del bins[key]
+        _add_at(bins, new_key, new_cents, 1)
 
     def add(self, value: float, n: int = 1) -> None:
         self.add_cents(to_cents(value), n)

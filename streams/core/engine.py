@@ -112,7 +112,7 @@ def _reassess(state: CustomerState, cfg: EngineConfig, as_of_ms: int, cause: dic
     decide = getattr(policy, "decide", None)
     if decide is not None:
         decision = decide(state, clv, as_of_ms, population)
-        segment, manual = decision[0], decision[1]
+        segment, manual = decision[0], decision[1]  # a tuple whose first two are these (matrix.Decision)
     else:
         verdict = policy.assess(state, clv, as_of_ms, population)
         segment, manual = verdict.segment, verdict.manual

@@ -91,3 +91,45 @@ def test_a_format_1_state_decodes_as_it_did():
         decoded = codec.decode(old)
         assert decoded == _reference_decode(old)
         assert decoded.population_record is None and decoded.customer_id == state.customer_id
+
+
+# -- msgspec's encoder against msgpack.packb (the same bytes for any state) -----------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# every integer width msgpack has (fixint, 8/16/32/64 bits, signed and unsigned), at its edges too
+_ints = st.one_of(st.integers(-2**63, 2**64 - 1), st.sampled_from(
+    [0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 1,
+     -1, -32, -33, -128, -129, -32768, -32769, -2**31, -2**31 - 1, -2**63]))
+_texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)  # str8/16 lengths too
+_maybe_int = st.one_of(st.none(), _ints)
+
+
+@st.composite
+def arbitrary_states(draw):
+    sources = draw(st.lists(_texts, min_size=1, max_size=4, unique=True))
+    state = CustomerState(
+        draw(_texts), watermark_ms=draw(_maybe_int), first_seen_ms=draw(_maybe_int),
+        order_count=draw(_ints), revenue_cents=draw(_ints), cost_cents=draw(_ints),
+        days={draw(_ints): [draw(_ints), draw(_ints)] for _ in range(draw(st.integers(0, 20)))},
+        last_nps=draw(st.one_of(st.none(), st.integers(0, 10))),
+        last_nps_key=draw(st.one_of(st.none(), st.tuples(_ints, _ints))),
+        acquisition_channel=draw(st.one_of(st.none(), _texts)),
+        attributes=draw(st.dictionaries(_texts, st.one_of(st.booleans(), _ints), max_size=4)),
+        recent_ids={draw(_ints): (draw(_ints), draw(st.sampled_from(sources)))
+                    for _ in range(draw(st.integers(0, 20)))},
+        source_watermarks=draw(st.dictionaries(_texts, _ints, max_size=20)),
+        positions=draw(st.dictionaries(_texts, _ints, max_size=20)),
+        segment=draw(st.one_of(st.none(), _texts)), sequence=draw(_ints),
+        population_record=draw(st.one_of(st.none(), st.lists(_maybe_int, min_size=4, max_size=4),
+                                         st.tuples(_ints, _ints, _maybe_int, _maybe_int,
+                                                   st.dictionaries(_texts, _ints, max_size=5)).map(list))))
+    return state
+
+
+@settings(max_examples=1000, deadline=None)
+@given(arbitrary_states())
+def test_the_encoder_writes_the_bytes_msgpack_packb_wrote(state):
+    blob = codec.encode(state)
+    assert blob == _reference_encode(state)
+    assert codec.decode(blob) == _reference_decode(blob)

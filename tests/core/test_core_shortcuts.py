@@ -10,9 +10,10 @@ from streams.core.clv import ClvFigures
 from streams.core.events import DAY_MS
 from streams.core.exact_population import ExactPopulation
 from streams.core.policies.base import Assessment
-from streams.core.policies.matrix import (HV_HL, HV_LL, LV_HL, LV_LL, VALUE, MatrixPolicy, _assess, _lapse_times,
-                                          value_of)
+from streams.core.policies.matrix import (HV_HL, HV_LL, LV_HL, LV_LL, VALUE, Decision, MatrixPolicy, _assess,
+                                          _lapse_times, value_of)
 from streams.core.state import CustomerState
+from tests.core.histogram_checks import check_shifts_equal_two_steps
 
 T0 = 1_700_000_000_000
 
@@ -113,6 +114,7 @@ def test_decide_then_explain_is_the_full_assessment(case):
     expected = _assess_reference(policy, state, clv, as_of, population)
     decision = policy.decide(state, clv, as_of, population)
     assert (decision[0], decision[1]) == (expected.segment, expected.manual)
+    assert type(decision) is Decision and (decision.segment, decision.manual) == (expected.segment, expected.manual)
     # repr: a NaN P(alive) is a NaN criterion, which no == matches
     assert repr(policy.explain(state, clv, decision)) == repr(expected)
     assert repr(_assess(policy, state, clv, as_of, population)) == repr(expected)
@@ -155,22 +157,8 @@ def test_shifts_between_sparse_buckets_equal_a_removal_then_an_addition():
     """``shift_cents`` across buckets (known keys, emptied and new buckets) as the two ``add_cents`` steps."""
     import random
 
-    from streams.core.distribution import LogHistogram
-
     rnd = random.Random(11)
-    a, b = LogHistogram(0.01), LogHistogram(0.01)
     values = [rnd.choice([rnd.randint(-10**5, 10**5), rnd.randint(1, 50)]) or 1 for _ in range(60)]
-    for v in values:
-        a.add_cents(v)
-        b.add_cents(v)
-    for _ in range(20_000):
-        i = rnd.randrange(len(values))
-        old = values[i]
-        new = rnd.choice([old + rnd.randint(-3, 3), int(old * rnd.uniform(0.5, 2.0)), -old,
-                          rnd.randint(-10**5, 10**5)])
-        a.shift_cents(old, new)
-        b.add_cents(old, -1)
-        b.add_cents(new, 1)
-        values[i] = new
-        assert (a.count, a.zeros, list(a.positive.items()), list(a.negative.items())) == \
-            (b.count, b.zeros, list(b.positive.items()), list(b.negative.items()))
+    h = check_shifts_equal_two_steps(rnd, values, lambda old: rnd.choice(
+        [old + rnd.randint(-3, 3), int(old * rnd.uniform(0.5, 2.0)), -old, rnd.randint(-10**5, 10**5)]))
+    assert h.count == len(values)

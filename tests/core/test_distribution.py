@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from streams.core.distribution import LogHistogram
+from tests.core.histogram_checks import check_shifts_equal_two_steps
 
 
 def histogram(values, accuracy=0.01):
@@ -134,21 +135,12 @@ def test_a_shift_equals_a_removal_then_an_addition():
 
     rnd = random.Random(9)
     for width in (None, 86_400_000):
-        a, b = LogHistogram(0.01, width), LogHistogram(0.01, width)
         values = [rnd.choice([0, rnd.randint(-10**6, 10**6), rnd.randint(1, 300)]) for _ in range(400)]
-        for v in values:
-            a.add_cents(v)
-            b.add_cents(v)
-        for _ in range(20_000):
-            i = rnd.randrange(len(values))
-            old = values[i]
-            new = rnd.choice([0, -old, old + rnd.randint(-3, 3), int(old * rnd.uniform(0.9, 1.1)),
-                              rnd.randint(-10**6, 10**6)])
-            a.shift_cents(old, new)
-            b.add_cents(old, -1)
-            b.add_cents(new, 1)
-            values[i] = new
-            assert (a.count, a.zeros, list(a.positive.items()), list(a.negative.items())) == \
-                (b.count, b.zeros, list(b.positive.items()), list(b.negative.items()))
-        with pytest.raises(ValueError):
-            a.shift_cents(10**15 + 7, 5)  # a value that is not there, as add_cents(old, -1) refuses it
+        a = check_shifts_equal_two_steps(rnd, values, lambda old: rnd.choice(
+            [0, -old, old + rnd.randint(-3, 3), int(old * rnd.uniform(0.9, 1.1)), rnd.randint(-10**6, 10**6)]),
+            width=width)
+        before = (a.count, a.zeros, list(a.positive.items()), list(a.negative.items()))
+        for missing in (10**15 + 7, -(10**15 + 7)):  # not there: refused, as add_cents(old, -1) refuses it
+            with pytest.raises(ValueError, match="not in the histogram"):
+                a.shift_cents(missing, 5 if missing > 0 else -5)
+        assert (a.count, a.zeros, list(a.positive.items()), list(a.negative.items())) == before

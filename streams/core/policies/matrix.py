@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from ..clv import ClvFigures
 from ..events import DAY_MS
@@ -105,11 +105,11 @@ class MatrixPolicy:
         return _assess(self, state, clv, as_of_ms, population)
 
     def decide(self, state: CustomerState, clv: ClvFigures, as_of_ms: int,
-               population: Optional[PopulationView] = None) -> tuple:
-        """``(segment, manual, ...)`` as ``assess`` decides it; ``explain`` gives the full assessment."""
+               population: Optional[PopulationView] = None) -> "Decision":
+        """The segment (and ``manual``, first two) as ``assess`` decides it; ``explain`` gives the full assessment."""
         return _decide(self, state, clv, as_of_ms, population)
 
-    def explain(self, state: CustomerState, clv: ClvFigures, decision: tuple) -> Assessment:
+    def explain(self, state: CustomerState, clv: ClvFigures, decision: "Decision") -> Assessment:
         """``assess``'s result for ``decide``'s decision (call it before the state's segment moves)."""
         return _explain(self, state, clv, decision)
 
@@ -143,11 +143,31 @@ def _assess(policy: MatrixPolicy, state: CustomerState, clv: ClvFigures, as_of_m
     return _explain(policy, state, clv, _decide(policy, state, clv, as_of_ms, population))
 
 
+class Decision(NamedTuple):
+    """What ``_decide`` found, for ``_explain`` to word: the segment first, then the figures behind it,
+    taken before the engine moves the state's segment. A tuple: built at every assessment."""
+    segment: str
+    manual: bool
+    was: Optional[str]  # the segment before this assessment
+    value: float
+    threshold: float
+    population_version: Optional[str]
+    value_cut: float  # the threshold with hysteresis
+    high_value: bool
+    orders_365: int
+    recency: Optional[float]  # days since the last order
+    max_recency: float  # with hysteresis
+    high_loyalty: bool
+
+
+# Decision(...) without NamedTuple's Python-level __new__: the same object, built in C
+_new_tuple = tuple.__new__
+
+
 def _decide(policy: MatrixPolicy, state: CustomerState, clv: ClvFigures, as_of_ms: int,
-            population: Optional[PopulationView]) -> tuple:
+            population: Optional[PopulationView]) -> Decision:
     """The segment, without the reason text and criteria (``_explain``): the engine explains only the
-    decisions that go out as a change, about a third of them. ``(segment, manual, figures...)``: the
-    figures are what ``_explain`` words, taken before the engine moves the state's segment."""
+    decisions that go out as a change, about a third of them."""
     was = state.segment
     was_high_value = was == HV_HL or was == HV_LL
     was_high_loyalty = was == HV_HL or was == LV_HL
@@ -164,14 +184,16 @@ def _decide(policy: MatrixPolicy, state: CustomerState, clv: ClvFigures, as_of_m
                     and not (state.last_nps is not None and state.last_nps < policy.loyalty_min_last_nps)
                     and (clv.p_alive is None or clv.p_alive >= policy.at_risk_p_alive))
     segment = (HV_HL if high_loyalty else HV_LL) if high_value else (LV_HL if high_loyalty else LV_LL)
-    return (segment, False, was, value, threshold, population_version, value_cut, high_value, orders_365,
-            recency, max_recency, high_loyalty)
+    return _new_tuple(Decision, (segment, False, was, value, threshold, population_version, value_cut, high_value,
+                                 orders_365, recency, max_recency, high_loyalty))
 
 
-def _explain(policy: MatrixPolicy, state: CustomerState, clv: ClvFigures, decision: tuple) -> Assessment:
+def _explain(policy: MatrixPolicy, state: CustomerState, clv: ClvFigures, decision: Decision) -> Assessment:
     """The assessment of ``_decide``'s decision: reason text and criteria (the state's segment unmoved)."""
-    (segment, _, was, value, threshold, population_version, value_cut, high_value, orders_365, recency,
-     max_recency, high_loyalty) = decision
+    segment, was, value, threshold = decision.segment, decision.was, decision.value, decision.threshold
+    population_version, value_cut, high_value = decision.population_version, decision.value_cut, decision.high_value
+    orders_365, recency, max_recency = decision.orders_365, decision.recency, decision.max_recency
+    high_loyalty = decision.high_loyalty
     was_high_value = was in (HV_HL, HV_LL)
     was_high_loyalty = was in (HV_HL, LV_HL)
     min_orders = policy.loyalty_min_orders_365d
