@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +21,9 @@ from faust.types import TP
 from faust.types.enums import ProcessingGuarantee
 
 from .kafka.broker import faust_settings_for
-from .kafka.faust_private import (before_table_recovery, flush_producer_buffer_fully, restart_streams_at_committed_offsets,
-                                  in_event_context, recover_to_last_committed_record, set_fetch_max_wait,
-                                  set_isolation_level)
+from .kafka.faust_private import (before_table_recovery, delivery_failure, flush_producer_buffer_fully,
+                                  restart_streams_at_committed_offsets, in_event_context,
+                                  recover_to_last_committed_record, set_fetch_max_wait, set_isolation_level)
 from .kafka.partitioning import partition_for
 from .kafka.worker_logging import Worker
 from .core.prediction import ModelScorer
@@ -32,6 +34,7 @@ from .core.snapshots import version_name
 from .ops.security import aiokafka_config, faust_credentials
 from .pipeline import DEAD_LETTER, DEFERRED, POPULATION, REKEY, SEGMENT_CHANGES, Pipeline, Record, StateCache
 from . import eos
+from .changelog import DirectChangelog
 from .ownership import PartitionOwnership
 from .population_wait import WaitingRecords
 from .settings import Settings
@@ -39,6 +42,9 @@ from .settings import Settings
 from .topics import (STATE_TABLE, population_topic_name, redrive_topic_name,  # noqa: F401
                      rekey_topic_name, source_codes, state_changelog_topic)
 from .views import Population, SummarySource, register_views
+
+EXIT_UNDELIVERED = 75  # the worker's exit status after a record the broker refused (EX_TEMPFAIL: restart it)
+
 
 @dataclass
 class Topology:
@@ -126,14 +132,18 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             result = pipeline.failed(record, exc)
         waiting.hold(event.message, result)
         sent = [await outputs[role].send(key=key, value=value) for role, key, value in result.outputs]
-        if sent and result.writes:
+        if sent:
             # Outputs reach the broker before the state that records their cause: the state holds the
             # event's offset, so after a kill -9 a recovered state makes the redelivered event a
             # duplicate that emits nothing, and a change sent after the state write would be lost
             # (measured: 1-2 of ~1,800 on both brokers; the producer gives no order across
             # partitions). Waiting for these acks turns that into a possible duplicate instead,
-            # recognisable by (customer_id, sequence).
-            await asyncio.gather(*sent)
+            # recognisable by (customer_id, sequence). Without writes too: Faust's commit does not
+            # wait for these, and a refused one must not be acked.
+            try:
+                await asyncio.gather(*sent)
+            except Exception as exc:  # noqa: BLE001 - any refused output: its event must be redelivered
+                crash_on_failed_delivery(exc)
         for key, value in result.writes.items():
             table[key] = value
         PROCESSING_SECONDS.observe(time.perf_counter() - started)
@@ -156,6 +166,22 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             return await app.producer.send(name, key, value, None, None, None)
         return await outputs[role].send(key=key, value=value)
 
+    def crash_on_failed_delivery(exc: BaseException) -> None:
+        # A record the broker did not take (an output, or a changelog record after its events were
+        # acked): nothing after it may be committed, and this worker must not go on past it (a later
+        # batch would move states beyond events then redelivered as duplicates). Exit at once, as a
+        # kill -9 does, which the at-least-once order survives: the restart redelivers from the last
+        # commit. Not app.crash(): Faust's graceful stop would then commit acked offsets (its flush
+        # raises the failure, faust_private 3./9., only while the buffer runs), and in the test of
+        # this (tests/integration/test_direct_changelog.py) the crashed worker had not exited after 120 s.
+        app.log.error("a record was not delivered (%s: %s): exiting so its events are redelivered",
+                      type(exc).__name__, exc)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(EXIT_UNDELIVERED)
+
+    changelog = DirectChangelog(app, table, crash_on_failed_delivery)
+
     async def stop_taking() -> None:
         # Shutting down: Faust revokes the table partitions before it drains in-flight events,
         # yet would still commit their offsets. Leave these events unacked (redelivered after the
@@ -174,7 +200,11 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
            the producer, changelog included, before it commits).
         A crash before 3 redelivers the batch: the same outputs again, same (customer_id, sequence).
         A crash after 3 leaves states that make the redelivered events redeliveries (no output).
+        A record the broker refused (output or changelog) makes the worker exit before anything after it commits.
         """
+        failed = delivery_failure(app)
+        if failed is not None:  # a record of Faust's buffer failed (the per-event table writes): ack nothing more
+            crash_on_failed_delivery(failed)
         started = time.perf_counter()
         records = [record_of(event) for event in events]
         states = StateCache(table.get)
@@ -194,16 +224,17 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             waiting.hold(event.message, result)  # a record waiting for a population version stays unacked
         sent = [await send_output(role, key, value) for result in results for role, key, value in result.outputs]
         if sent:
-            await asyncio.gather(*sent)
+            try:
+                await asyncio.gather(*sent)
+            except Exception as exc:  # noqa: BLE001 - any refused output: its events must be redelivered
+                crash_on_failed_delivery(exc)
         if app.should_stop:
             await stop_taking()
         # Every partition of this batch is still ours: a revocation waits for this checkpoint (``ownership``).
         last_event = {event.message.partition: event for event in events}
         for partition, writes in states.settle_by_partition().items():
-            with in_event_context(last_event[partition]):
-                for key, value in writes.items():
-                    table[key] = value
-        # No flush here: Faust's commit flushes its producer (these changelog records included) before it
+            await changelog.write(partition, writes, last_event[partition])  # store + changelog (streams/changelog.py)
+        # No flush here: Faust's commit waits for these changelog records (faust_private 9.) before it
         # commits the offsets of acked events, so the records leave while the next batch is processed.
         for event in events:
             await stream.ack(event)

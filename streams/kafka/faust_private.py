@@ -23,6 +23,8 @@ is relied on here, so an upgrade that moves it fails there first, not in product
    the 3-node rebalance test under CPU load). The patch makes ``flush`` wait for the delivery of
    every record put in the buffer before it was called (``FutureMessage`` resolves on the broker's
    ack), and raise if one failed, so no offset is committed past an undelivered changelog record.
+   A failed delivery is remembered (``delivery_failure``): every later flush raises it too, also one
+   that comes after the record already failed (Faust's flush never looks at a settled record).
 
 The exactly-once mode (``streams/eos.py``) adds:
 
@@ -64,6 +66,12 @@ Both guarantees use:
    its committed offset (one never committed to the start), and resumes them; aiokafka is never
    handed an empty set of partitions to drain. A partition restarts exactly at its committed offset
    and is delivered in order from there.
+
+At least once adds:
+
+9. ``track_deliveries``: records the worker hands to ``app.producer.send`` itself (the direct
+   changelog of ``streams/changelog.py``) join the buffer's records of 3.: Faust's commit flush waits
+   for them and fails for good once one failed (aiokafka's own ``flush`` waits but never raises).
 """
 from __future__ import annotations
 
@@ -82,6 +90,7 @@ _FENCE = "_clvstream_seeks"  # consumer attribute: seeks begun; a batch drained 
 _FENCED = "_clvstream_fenced"  # ...for the partitions that seek moves
 _BATCH_FENCE = "_clvstream_batch_seeks"  # consumer attribute: the seeks begun when the batch being handed on was drained
 _UNSETTLED = "_clvstream_unsettled"  # ProducerBuffer attribute: records put, not yet delivered
+_FAILED = "_clvstream_failed"  # ProducerBuffer attribute: the first delivery of 3. or 9. that failed
 
 
 @contextmanager
@@ -150,11 +159,7 @@ def flush_producer_buffer_fully() -> None:
     original_put = ProducerBuffer.put
 
     def put(self, fut) -> None:
-        unsettled = self.__dict__.get(_UNSETTLED)
-        if unsettled is None:
-            unsettled = self.__dict__[_UNSETTLED] = set()
-        unsettled.add(fut)
-        fut.add_done_callback(unsettled.discard)
+        _track(self, fut)
         original_put(self, fut)
 
     original_flush = ProducerBuffer.flush
@@ -162,9 +167,11 @@ def flush_producer_buffer_fully() -> None:
     async def flush(self) -> None:
         if self.state != "running":
             # Stopping: its sender task may be gone and never deliver what is queued; Faust's own
-            # flush raises or returns then, as before.
+            # flush raises or returns then, as before (the buffer's own stop flushes: not the place to
+            # raise a remembered failure; the commits that matter ran before, while it was running).
             await original_flush(self)
             return
+        _raise_failure(self)
         waiting = list(self.__dict__.get(_UNSETTLED, ()))  # put before this call
         if not waiting:
             return
@@ -178,6 +185,41 @@ def flush_producer_buffer_fully() -> None:
     setattr(flush, _UNSETTLED, True)
     ProducerBuffer.put = put
     ProducerBuffer.flush = flush
+
+
+def _track(buffer, fut) -> None:
+    """``fut`` joins what ``buffer``'s flush waits for; its failure is remembered there for good."""
+    state = buffer.__dict__
+    unsettled = state.get(_UNSETTLED)
+    if unsettled is None:
+        unsettled = state[_UNSETTLED] = set()
+    unsettled.add(fut)
+
+    def settled(done) -> None:
+        unsettled.discard(done)
+        if not done.cancelled() and done.exception() is not None and _FAILED not in state:
+            state[_FAILED] = done.exception()
+
+    fut.add_done_callback(settled)
+
+
+def _raise_failure(buffer) -> None:
+    failure = buffer.__dict__.get(_FAILED)
+    if failure is not None:
+        raise failure
+
+
+def track_deliveries(app, futures) -> None:
+    """Make Faust's commit wait for the acks of ``futures`` (sent with ``app.producer.send``) and fail
+    for good once one of them failed (9. above; needs ``flush_producer_buffer_fully``)."""
+    buffer = app.producer.buffer
+    for fut in futures:
+        _track(buffer, fut)
+
+
+def delivery_failure(app) -> Optional[BaseException]:
+    """The first delivery of Faust's buffer or of ``track_deliveries`` that failed, if one did."""
+    return app.producer.buffer.__dict__.get(_FAILED)
 
 
 def recover_to_last_committed_record(find: Optional[Callable[[Set[TP]], Awaitable[Dict[TP, int]]]]) -> None:

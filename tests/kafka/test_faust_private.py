@@ -411,3 +411,48 @@ def test_the_thread_drain_never_takes_every_partition_and_stamps_its_batch(tmp_p
         assert consumer.__dict__[_BATCH_FENCE] == 7
 
     asyncio.run(scenario())
+
+
+def test_a_failed_delivery_fails_every_later_flush_also_of_tracked_sends(tmp_path):
+    """Records sent with ``app.producer.send`` (the direct changelog) are waited for by the commit's
+    flush once tracked, and a failure, even one settled before the flush began, fails every later flush."""
+    from faust.transport.producer import ProducerBuffer
+
+    from streams.kafka.faust_private import delivery_failure, track_deliveries
+
+    flush_producer_buffer_fully()
+    app = faust.App("private-api-track", broker="kafka://127.0.0.1:1", datadir=str(tmp_path))
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        buffer = app.producer.buffer
+        assert isinstance(buffer, ProducerBuffer)
+        buffer._send_pending = lambda fut: asyncio.sleep(0)  # nothing is put in this buffer here
+        await buffer.start()
+        try:
+            ok, late = loop.create_future(), loop.create_future()
+            track_deliveries(app, [ok, late])
+            loop.call_later(0.2, ok.set_result, None)
+            loop.call_later(0.3, late.set_result, None)
+            await buffer.flush()
+            assert ok.done() and late.done(), "the flush returned before the tracked acks"
+            assert delivery_failure(app) is None
+            refused = loop.create_future()
+            track_deliveries(app, [refused])
+            failure = RuntimeError("MESSAGE_TOO_LARGE")
+            refused.set_exception(failure)
+            await asyncio.sleep(0)  # settled before the next flush begins
+            outcomes = []
+            for _ in range(2):
+                try:
+                    await buffer.flush()
+                    outcomes.append(None)
+                except RuntimeError as exc:
+                    outcomes.append(exc)
+            return outcomes, delivery_failure(app)
+        finally:
+            await buffer.stop()  # its own stop flush does not raise the remembered failure
+
+    outcomes, remembered = asyncio.run(scenario())
+    assert str(outcomes[0]) == "MESSAGE_TOO_LARGE" and outcomes == [outcomes[0]] * 2
+    assert remembered is outcomes[0]
