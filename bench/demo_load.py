@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/demo_load.py                      # 500 events/s, 1 busy loop, 180 s
     .venv/bin/python bench/demo_load.py --busy 2 --seconds 300 --rate 500
+    .venv/bin/python bench/demo_load.py --no-fit         # the formula CLV throughout (no model fitted)
 
 Runs ``streams.demo.run`` (the embedded tansu broker, the worker, the generator, as ``make demo``
 does) with ``--busy`` processes spinning on a core each beside it, and reads the demo's own status
@@ -49,7 +50,7 @@ class StatusLines:
             if m:
                 minutes, seconds, sent, read, lag = m.groups()
                 self.samples.append((int(minutes) * 60 + int(seconds), _n(sent), _n(read), _n(lag)))
-            if self.echo or m:
+            if self.echo or m or line.startswith("model "):
                 print(line, flush=True)
         return len(text)
 
@@ -86,6 +87,8 @@ def main(argv=None) -> int:
     p.add_argument("--customers", type=int, default=2000)
     p.add_argument("--tolerance", type=float, default=4.0, help="seconds of traffic the backlog may hold")
     p.add_argument("--echo", action="store_true", help="print every demo line, not only the status lines")
+    p.add_argument("--no-fit", action="store_true",
+                   help="never fit BG/NBD + Gamma-Gamma (the demo fits after 30 s; scoring then costs more)")
     a = p.parse_args(argv)
     print(f"machine   {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {a.busy} busy loop(s); "
           f"demo at {a.rate:.0f} events/s for {a.seconds:.0f} s", flush=True)
@@ -93,7 +96,8 @@ def main(argv=None) -> int:
     screen = StatusLines(a.echo)
     started = time.monotonic()
     try:
-        demo.run(customers=a.customers, rate=a.rate, duration=a.seconds, out=screen)
+        demo.run(customers=a.customers, rate=a.rate, duration=a.seconds, out=screen,
+                 fit_after=None if a.no_fit else 30.0)
     finally:
         for proc in loops:
             proc.kill()
