@@ -37,6 +37,7 @@ from streams.generator import EventGenerator, GeneratorConfig  # noqa: E402
 from streams.kafka.admin import ensure_topics  # noqa: E402
 from streams.kafka.produce import encode_value  # noqa: E402
 from streams.pipeline import Pipeline, Result  # noqa: E402
+from streams.runtime import tune_garbage_collector  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.topics import state_changelog_topic, topic_specs  # noqa: E402
 
@@ -116,6 +117,7 @@ def main(argv=None) -> int:
     p.add_argument("--shell-only", action="store_true",
                    help="also run the bulk shell with a core that only stores the raw value (its ceiling)")
     a = p.parse_args(argv)
+    tune_garbage_collector()  # as `clvstream rebuild` runs (streams/worker.py)
     broker, work = None, None
     try:
         if a.bootstrap is None:  # the bench's own broker, stopped in the finally
